@@ -1,0 +1,180 @@
+"""`cockpit run`: a training run without the TUI, for terminals, scripts and CI.
+
+Exit codes: 0 completed, 1 failed, 2 bad input or config, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# First-class flags -> config keys. Everything else: --set section.key=value.
+FLAG_KEYS = {
+    "dataset": "data.path",
+    "eval_dataset": "data.eval_path",
+    "model": "model.name_or_path",
+    "name": "run.name",
+    "epochs": "train.num_train_epochs",
+    "max_steps": "train.max_steps",
+    "batch_size": "train.per_device_train_batch_size",
+    "grad_accum": "train.gradient_accumulation_steps",
+    "lr": "train.learning_rate",
+    "weight_decay": "train.weight_decay",
+    "warmup_ratio": "train.warmup_ratio",
+    "max_length": "train.max_length",
+    "eval_split": "data.eval_split",
+    "eval_steps": "train.eval_steps",
+    "save_steps": "train.save_steps",
+    "seed": "train.seed",
+    "lora_r": "lora.r",
+    "lora_alpha": "lora.alpha",
+    "loss_on": "data.loss_on",
+    "report_to": "train.report_to",
+}
+
+
+def build_config(preset: str | None, config_file: Path | None, flags: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+    """Resolve the layers into one config; raises engine.config.ConfigError."""
+    from engine import config as config_mod
+
+    dotted = {FLAG_KEYS[k]: v for k, v in flags.items() if k in FLAG_KEYS and v is not None}
+    if flags.get("full"):
+        dotted["model.finetune"] = "full"
+    if flags.get("qlora"):
+        dotted["model.finetune"] = "qlora"
+    if flags.get("bf16"):
+        dotted["model.dtype"] = "bf16"
+    if flags.get("fp16"):
+        dotted["model.dtype"] = "fp16"
+    if isinstance(dotted.get("data.path"), Path):
+        dotted["data.path"] = str(dotted["data.path"])
+    if isinstance(dotted.get("data.eval_path"), Path):
+        dotted["data.eval_path"] = str(dotted["data.eval_path"])
+    return config_mod.resolve(preset=preset, config_file=config_file, flags=dotted, sets=sets)
+
+
+def check_data(cfg: dict[str, Any]) -> list[str]:
+    """Read the data the way the engine will, before any model loads; returns the warnings."""
+    from engine.sft import load_data  # light: the loader is standard library only
+
+    splits = load_data(cfg)
+    return splits.warnings
+
+
+def run(
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Preset name (`cockpit presets list`)."),
+    config_file: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file layered over the preset."),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", "-d", help="Training data: JSON, JSONL or CSV."),
+    eval_dataset: Optional[Path] = typer.Option(None, "--eval-dataset", help="A separate eval file."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Hub id, local directory, or builtin:tiny."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="The run dir (default runs/<name>-<timestamp>)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue RUN_DIR from its last checkpoint."),
+    sets: list[str] = typer.Option([], "--set", "-s", help="Any config key: section.key=value (repeatable)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (the run dir's prefix)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="train.num_train_epochs"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="train.max_steps"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="train.per_device_train_batch_size"),
+    grad_accum: Optional[int] = typer.Option(None, "--grad-accum", help="train.gradient_accumulation_steps"),
+    lr: Optional[float] = typer.Option(None, "--lr", help="train.learning_rate"),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="train.weight_decay"),
+    warmup_ratio: Optional[float] = typer.Option(None, "--warmup-ratio", help="train.warmup_ratio"),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="train.max_length"),
+    eval_split: Optional[float] = typer.Option(None, "--eval-split", help="data.eval_split"),
+    eval_steps: Optional[int] = typer.Option(None, "--eval-steps", help="train.eval_steps"),
+    save_steps: Optional[int] = typer.Option(None, "--save-steps", help="train.save_steps"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="train.seed"),
+    lora_r: Optional[int] = typer.Option(None, "--lora-r", help="lora.r"),
+    lora_alpha: Optional[int] = typer.Option(None, "--lora-alpha", help="lora.alpha"),
+    loss_on: Optional[str] = typer.Option(None, "--loss-on", help="data.loss_on: completion, assistant or all."),
+    full: bool = typer.Option(False, "--full", help="Full fine-tuning instead of LoRA."),
+    qlora: bool = typer.Option(False, "--qlora", help="QLoRA: 4-bit base model (CUDA)."),
+    bf16: bool = typer.Option(False, "--bf16", help="Force bf16 (default: chosen automatically)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Force fp16 (default: chosen automatically)."),
+    report_to: Optional[str] = typer.Option(None, "--report-to", help="none, tensorboard, wandb or trackio."),
+) -> None:
+    """Train with no TUI: progress, metrics and findings on the terminal; the exit code says how it ended."""
+    from engine import config as config_mod
+    from engine.errors import EngineError
+
+    from cockpit.supervisor import RunDirError, RunHandle, new_run_dir, write_config
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    out = Console(highlight=False, soft_wrap=True)
+    flags = {k: v for k, v in locals().items() if k in FLAG_KEYS or k in ("full", "qlora", "bf16", "fp16")}
+
+    def bad(message: str) -> None:
+        err.print(f"[red]error:[/] {message}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+    created = False
+    if resume is not None:
+        given = [k for k, v in flags.items() if v not in (None, False)] + (["--preset"] if preset else []) + (["--set"] if sets else [])
+        if config_file is not None or output_dir is not None:
+            given.append("--config/--output-dir")
+        if given:
+            bad(f"--resume continues {resume} with its saved config; drop {', '.join(given)} (or start a new run)")
+        run_dir = resume
+        if not (run_dir / "config.yaml").is_file():
+            bad(f"{run_dir} is not a run dir (no config.yaml); give the dir `cockpit run` printed")
+        try:
+            cfg = config_mod.load_run_config(run_dir)
+            check_data(cfg)
+        except (config_mod.ConfigError, EngineError) as exc:
+            bad(str(exc))
+    else:
+        if preset is None and config_file is None and dataset is None:
+            bad("nothing to train: give --preset NAME (see `cockpit presets list`), --config FILE or --dataset PATH")
+        try:
+            cfg = build_config(preset, config_file, flags, sets)
+            for warning in check_data(cfg):
+                err.print(f"[yellow]warning:[/] {warning}")
+            run_dir = new_run_dir(cfg, output_dir)
+        except (config_mod.ConfigError, EngineError, RunDirError) as exc:
+            bad(str(exc))
+        write_config(run_dir, cfg)
+        created = True
+
+    out.print(f"run dir: {run_dir}")
+    handle = RunHandle.start(run_dir, resume=resume is not None)
+    from cockpit.headless import follow
+
+    state = follow(handle, out)
+    code = handle.returncode
+    raise typer.Exit(_conclude(state, code, run_dir, created, out, err))
+
+
+def _conclude(state: Any, code: int | None, run_dir: Path, created: bool, out: Console, err: Console) -> int:
+    """Print how the run ended and choose the exit code."""
+    finished = state.finished or {}
+    status = finished.get("status")
+    error = state.error
+    if code == EXIT_BAD_INPUT or (error and error.get("kind") in ("config", "data") and not state.checkpoints):
+        message = (error or {}).get("message") or "the engine refused the config"
+        err.print(f"[red]error:[/] {message}")
+        if created and not state.checkpoints:
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing trained: leave no half-made run behind
+        return EXIT_BAD_INPUT
+    if status == "completed":
+        outputs = finished.get("outputs") or {}
+        first, last = state.first_loss, state.last_loss
+        loss = f"loss {first:.4g} -> {last:.4g}" if first is not None and last is not None else ""
+        out.print(f"[green]completed[/] at step {finished.get('step')} {loss}")
+        for key in ("final", "best"):
+            if outputs.get(key):
+                out.print(f"  {key}: {outputs[key]}")
+        return EXIT_OK
+    if status == "stopped" or code == EXIT_INTERRUPTED:
+        out.print(f"[yellow]stopped[/] at step {finished.get('step', state.step)}; resume with: cockpit run --resume {run_dir}")
+        return EXIT_INTERRUPTED
+    if error:
+        err.print(f"[red]failed ({error.get('kind')}):[/] {error.get('message')}")
+    else:
+        err.print(f"[red]failed:[/] the engine exited with code {code} without saying why")
+    err.print(f"  engine log: {run_dir / 'engine.log'}")
+    return EXIT_FAILED

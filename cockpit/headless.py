@@ -1,0 +1,134 @@
+"""`cockpit run` without a TUI: a progress bar and one dense line per log, read from events.jsonl."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from cockpit.run_state import RunState
+from cockpit.supervisor import RunHandle
+from engine.events import number
+
+POLL_S = 0.25
+
+
+def _fmt(value: Any, spec: str = ".4g") -> str:
+    v = number(value)
+    return "-" if v is None else format(v, spec)
+
+
+def metrics_line(event: dict[str, Any]) -> str:
+    """One dense line per training log: step, epoch, loss, grad_norm, lr, tokens/s."""
+    parts = [
+        f"step {event.get('step')}/{event.get('total_steps') or '?'}",
+        f"epoch {_fmt(event.get('epoch'), '.2f')}",
+        f"loss {_fmt(event.get('loss'))}",
+        f"grad_norm {_fmt(event.get('grad_norm'))}",
+        f"lr {_fmt(event.get('learning_rate'), '.3g')}",
+    ]
+    if event.get("tokens_per_second") is not None:
+        parts.append(f"tok/s {_fmt(event.get('tokens_per_second'), '.0f')}")
+    return "  ".join(parts)
+
+
+def eval_line(event: dict[str, Any]) -> str:
+    losses = [f"{k} {_fmt(v)}" for k, v in event.items() if k.startswith("eval_") and k.endswith("loss")]
+    return f"eval  step {event.get('step')}  " + "  ".join(losses or ["(no loss)"])
+
+
+def dataset_lines(event: dict[str, Any]) -> list[str]:
+    out = []
+    for name, split in (event.get("splits") or {}).items():
+        total = (split.get("tokens") or {}).get("total") or {}
+        out.append(
+            f"data  {name}: {split.get('records')} records ({event.get('format')}), tokens median {total.get('median')} "
+            f"p95 {total.get('p95')} max {total.get('max')}, truncated {split.get('truncated', 0)} at max_length {event.get('max_length')}"
+        )
+    out.extend(f"[yellow]warning[/] {w}" for w in event.get("warnings") or [])
+    return out
+
+
+def follow(
+    handle: RunHandle,
+    console: Console,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+) -> RunState:
+    """Render a run until its engine exits. Ctrl-C asks for a graceful stop; a second one kills."""
+    state = RunState()
+    interrupts = 0
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            console.print("[yellow]stopping: saving a checkpoint first (Ctrl-C again to kill)[/]")
+            handle.request_stop()
+        else:
+            handle.kill()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epoch {task.fields[epoch]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[latest]}"),
+        console=console,
+        transient=False,
+        refresh_per_second=4,
+    )
+    task = progress.add_task("starting", total=None, epoch="-", latest="")
+    try:
+        with progress:
+            while True:
+                alive = handle.is_running()
+                for event in handle.read_events():
+                    state.feed(event)
+                    _render_event(event, progress.console)
+                    if on_event is not None:
+                        on_event(event)
+                latest = f"loss {_fmt(state.metrics.get('loss'))} eval {_fmt(state.eval.get('eval_loss'))}" if state.metrics else ""
+                progress.update(
+                    task,
+                    description=state.phase,
+                    total=state.total_steps,
+                    completed=state.step,
+                    epoch=_fmt(state.epoch, ".2f") if state.epoch is not None else "-",
+                    latest=latest,
+                )
+                if not alive:
+                    # The last lines may land between the poll and the exit.
+                    for event in handle.read_events():
+                        state.feed(event)
+                        _render_event(event, progress.console)
+                        if on_event is not None:
+                            on_event(event)
+                    break
+                time.sleep(POLL_S)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    handle.wait(timeout=5)
+    return state
+
+
+def _render_event(event: dict[str, Any], console: Console) -> None:
+    kind = event.get("type")
+    if kind == "metrics":
+        console.print(metrics_line(event), highlight=False)
+    elif kind == "eval":
+        console.print(eval_line(event), highlight=False)
+    elif kind == "dataset":
+        for line in dataset_lines(event):
+            console.print(line, highlight=False)
+    elif kind == "status" and event.get("message"):
+        console.print(f"[dim]{event.get('phase')}: {event.get('message')}[/]", highlight=False)
+    elif kind == "checkpoint":
+        console.print(f"[dim]checkpoint saved: {event.get('path')}[/]", highlight=False)

@@ -1,0 +1,178 @@
+"""Starts, attaches to, tails and signals an engine run. Shared by `cockpit run` and the TUI.
+
+The run dir is the interface: the engine appends to RUN_DIR/events.jsonl and reads stop/save
+requests from RUN_DIR/control, so a run started here can be watched or stopped from anywhere.
+Imports no Textual and no torch.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from engine import config as config_mod
+from engine.events import EVENTS_FILE, EventTail, read_events
+
+CONFIG_FILE = "config.yaml"
+LOG_FILE = "engine.log"
+CONTROL_FILE = "control"
+
+
+class RunDirError(ValueError):
+    """A run dir that cannot be used as asked (exists, missing, not a run)."""
+
+
+def new_run_dir(cfg: dict[str, Any], output_dir: str | Path | None = None) -> Path:
+    """runs/<name>-<timestamp>, or the dir given; never one that already holds anything."""
+    if output_dir is not None:
+        run_dir = Path(output_dir)
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        name = cfg["run"]["name"] or "run"
+        run_dir = Path(cfg["run"]["runs_dir"]) / f"{name}-{stamp}"
+        suffix = 1
+        while run_dir.exists():  # two runs started in the same second
+            suffix += 1
+            run_dir = Path(cfg["run"]["runs_dir"]) / f"{name}-{stamp}-{suffix}"
+    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+        raise RunDirError(f"{run_dir} already exists; continue it with --resume {run_dir}, or choose another --output-dir")
+    return run_dir
+
+
+def write_config(run_dir: Path, cfg: dict[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / CONFIG_FILE).write_text(config_mod.dump(cfg), encoding="utf-8")
+
+
+def engine_command(run_dir: Path, resume: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "engine", str(run_dir)]
+    return cmd + ["--resume"] if resume else cmd
+
+
+@dataclass
+class RunHandle:
+    """One run: the engine process when we started it, and a tail on its events either way."""
+
+    run_dir: Path
+    process: subprocess.Popen | None = None
+    pid: int | None = None
+    tail: EventTail = field(init=False)
+    finished: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        self.tail = EventTail(self.run_dir / EVENTS_FILE)
+
+    @classmethod
+    def start(cls, run_dir: Path, resume: bool = False, env: dict[str, str] | None = None) -> RunHandle:
+        """Spawn the engine in its own process group, its output appended to engine.log."""
+        run_dir = Path(run_dir).resolve()
+        log = open(run_dir / LOG_FILE, "ab")
+        child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+        # The engine must not take the terminal's Ctrl-C: the cockpit asks it to stop with a checkpoint.
+        process = subprocess.Popen(
+            engine_command(run_dir, resume),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=child_env,
+            start_new_session=True,
+        )
+        log.close()
+        return cls(run_dir=run_dir, process=process, pid=process.pid)
+
+    @classmethod
+    def attach(cls, run_dir: Path) -> RunHandle:
+        """A handle on a run started elsewhere (or finished); its pid comes from run_started."""
+        run_dir = Path(run_dir)
+        if not (run_dir / EVENTS_FILE).is_file() and not (run_dir / CONFIG_FILE).is_file():
+            raise RunDirError(f"{run_dir} is not a run dir (no {EVENTS_FILE} or {CONFIG_FILE})")
+        handle = cls(run_dir=run_dir)
+        pid = None
+        if (run_dir / EVENTS_FILE).is_file():
+            for event in read_events(run_dir / EVENTS_FILE):
+                if event.get("type") == "run_started":
+                    pid, handle.finished = event.get("pid"), None
+                elif event.get("type") == "run_finished":
+                    handle.finished = event
+        handle.pid = pid
+        return handle
+
+    def read_events(self) -> list[dict[str, Any]]:
+        events = self.tail.read_new()
+        for event in events:
+            if event.get("type") == "run_finished":
+                self.finished = event
+        return events
+
+    def is_running(self) -> bool:
+        if self.process is not None:
+            return self.process.poll() is None
+        if self.finished is not None or not self.pid:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def _send(self, word: str) -> None:
+        with open(self.run_dir / CONTROL_FILE, "a", encoding="utf-8") as f:
+            f.write(word + "\n")
+
+    def request_save(self) -> None:
+        """A checkpoint at the next step."""
+        self._send("save")
+
+    def request_stop(self) -> None:
+        """Stop after the current step, with a checkpoint; also signalled, for a run still loading."""
+        self._send("stop")
+        if self.pid and self.is_running():
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        """The last resort when a stop is not honoured: the whole process group goes."""
+        if self.pid and self.is_running():
+            try:
+                os.killpg(os.getpgid(self.pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        if self.process is None:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while self.is_running():
+                if deadline is not None and time.monotonic() > deadline:
+                    return None
+                time.sleep(0.2)
+            return None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def log_tail(self, lines: int = 40) -> str:
+        path = self.run_dir / LOG_FILE
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - 64 * 1024))
+                text = f.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,121 @@
+"""`python -m engine RUN_DIR [--resume]`: train what RUN_DIR/config.yaml says, writing events.
+
+Exit codes: 0 completed, 1 failed, 2 bad config or data (nothing trained), 130 stopped on request.
+Tracebacks go to stderr (the cockpit sends it to RUN_DIR/engine.log); events carry one-line errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import traceback
+from importlib import metadata
+from pathlib import Path
+
+from engine import config as config_mod
+from engine.errors import EngineError
+from engine.events import EVENTS_FILE, EventWriter, NullWriter
+
+EXIT = {"completed": 0, "failed": 1, "bad_input": 2, "stopped": 130}
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "trl", "peft", "datasets", "accelerate"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = ""
+    return out
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    return name == "OutOfMemoryError" or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in RUN_DIR/checkpoints")
+    args = parser.parse_args(argv)
+    run_dir: Path = args.run_dir.resolve()
+
+    rank = int(os.environ.get("RANK", "0"))
+    events = EventWriter(run_dir / EVENTS_FILE) if rank == 0 else NullWriter()
+    started = time.time()
+
+    def finish(status: str, step: int | None = None, **payload) -> None:
+        events.emit("run_finished", step=step, status=status, runtime_s=round(time.time() - started, 1), **payload)
+        events.close()
+
+    try:
+        cfg = config_mod.load_run_config(run_dir)
+    except config_mod.ConfigError as exc:
+        events.emit("error", kind="config", message=str(exc))
+        finish("failed")
+        print(str(exc), file=sys.stderr)
+        return EXIT["bad_input"]
+
+    from engine.callbacks import StopFlag
+
+    flag = StopFlag(run_dir)
+    flag.install_signal_handlers()
+    events.emit(
+        "run_started",
+        config=config_mod.redact(cfg),
+        versions=_versions(),
+        devices=[],
+        run_dir=str(run_dir),
+        resumed=args.resume,
+        pid=os.getpid(),
+        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+    )
+    step = None
+    try:
+        from engine import gpu
+
+        precision = gpu.pick_precision(cfg["model"]["dtype"])
+        devices = gpu.devices()
+        if precision == "fp16" and not devices:
+            raise EngineError("config", "fp16 needs a CUDA GPU; on this machine use --set model.dtype=auto (float32)")
+        if devices:
+            events.emit("status", phase="loading model", message=f"{len(devices)} GPU(s), {precision}", devices=devices)
+        if cfg["run"]["type"] == "sft":
+            from engine import sft
+
+            result = sft.run(cfg, run_dir, events, flag, args.resume, precision)
+        else:
+            raise EngineError("config", f"run.type '{cfg['run']['type']}' is not supported by this engine yet; use sft")
+    except EngineError as exc:
+        events.emit("error", kind=exc.kind, message=exc.message)
+        finish("failed")
+        print(exc.message, file=sys.stderr)
+        return EXIT["bad_input"] if exc.kind in ("config", "data") else EXIT["failed"]
+    except BaseException as exc:  # the run died: say why in one line, keep the traceback in the log
+        traceback.print_exc()
+        tail = "".join(traceback.format_exception(exc)[-12:])
+        kind = "oom" if _is_oom(exc) else "crash"
+        if isinstance(exc, KeyboardInterrupt):
+            kind = "crash"
+        events.emit("error", step=step, kind=kind, message=_one_line(exc), traceback=tail)
+        finish("failed")
+        return EXIT["failed"]
+    step = result.pop("step", None)
+    status = result.pop("status")
+    finish(status, step=step, **result)
+    return EXIT[status]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Trainer callbacks: training logs become events, and the cockpit's stop/save requests are honoured.
+
+The callbacks only read what the Trainer already computed; the overhead benchmark in bench/ keeps
+their cost measured.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from engine.gpu import MemorySampler
+
+CONTROL_FILE = "control"
+# Keys of the Trainer's closing log; they go into run_finished, not into a metrics event.
+SUMMARY_KEYS = {"train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss"}
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT or by a `stop` line in RUN_DIR/control; read at every step."""
+
+    def __init__(self, run_dir: Path):
+        self.control_path = run_dir / CONTROL_FILE
+        self.stop = False
+        self.save = False
+
+    def install_signal_handlers(self) -> None:
+        def handler(signum: int, frame: Any) -> None:
+            self.stop = True
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def poll(self) -> None:
+        """Pick up a request the cockpit wrote to RUN_DIR/control, then remove the file."""
+        try:
+            text = self.control_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        except OSError:
+            return
+        words = set(text.split())
+        self.stop |= "stop" in words
+        self.save |= "save" in words
+        try:
+            self.control_path.unlink()
+        except OSError:
+            pass
+
+
+class ControlCallback(TrainerCallback):
+    """Turns a stop request into a checkpoint and a clean end, and `save` into a checkpoint now."""
+
+    def __init__(self, flag: StopFlag):
+        self.flag = flag
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.flag.poll()
+        if self.flag.save:
+            control.should_save = True
+            self.flag.save = False
+        if self.flag.stop:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+
+def _steps_per_epoch(train_records: int, args: Any) -> int:
+    per_step = args.per_device_train_batch_size * max(1, args.world_size)
+    micro_batches = math.ceil(train_records / per_step) if per_step else 0
+    return max(1, math.ceil(micro_batches / args.gradient_accumulation_steps)) if train_records else 0
+
+
+class EventsCallback(TrainerCallback):
+    """Writes status, metrics, eval, memory and checkpoint events; keeps the best model in best/."""
+
+    def __init__(self, events: Any, run_dir: Path, train_records: int, eval_records: int, save_best: bool):
+        self.events = events
+        self.run_dir = run_dir
+        self.train_records = train_records
+        self.eval_records = eval_records
+        self.save_best = save_best
+        self.memory = MemorySampler(_visible_devices())
+        self.summary: dict[str, Any] = {}
+        self.best_eval_loss = math.inf
+        self.best_step: int | None = None
+        self._last_tokens: float | None = None
+        self._last_time: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        eval_enabled = args.eval_strategy != "no"
+        self.events.emit(
+            "status",
+            step=state.global_step,
+            phase="training",
+            message=f"training for {state.max_steps} steps",
+            plan={
+                "total_steps": state.max_steps,
+                "num_epochs": args.num_train_epochs if args.max_steps <= 0 else None,
+                "steps_per_epoch": _steps_per_epoch(self.train_records, args),
+                "train_records": self.train_records,
+                "eval_records": self.eval_records,
+                "effective_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size),
+                "eval_enabled": eval_enabled,
+                "learning_rate": args.learning_rate,
+            },
+        )
+        self._last_time = time.time()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        step = state.global_step
+        if any(k in SUMMARY_KEYS for k in logs) and "loss" not in logs:
+            self.summary.update(logs)
+            return
+        if any(k.startswith("eval_") for k in logs):
+            self.events.emit("eval", step=step, **logs)
+            return
+        payload = dict(logs)
+        payload.setdefault("epoch", state.epoch)
+        tokens = logs.get("num_tokens")
+        now = time.time()
+        if tokens is not None and self._last_tokens is not None and self._last_time and now > self._last_time:
+            payload["tokens_per_second"] = round((tokens - self._last_tokens) / (now - self._last_time), 1)
+        if tokens is not None:
+            self._last_tokens = tokens
+        self._last_time = now
+        payload["total_steps"] = state.max_steps
+        self.events.emit("metrics", step=step, **payload)
+        self.events.emit("memory", step=step, **self.memory.snapshot())
+
+    def on_evaluate(self, args, state, control, metrics=None, model=None, processing_class=None, **kwargs):
+        if not state.is_world_process_zero or not metrics:
+            return
+        loss = metrics.get("eval_loss")
+        if not self.save_best or loss is None or not math.isfinite(loss) or loss >= self.best_eval_loss:
+            return
+        self.best_eval_loss, self.best_step = loss, state.global_step
+        best = self.run_dir / "best"
+        if model is not None:
+            model.save_pretrained(best)
+            if processing_class is not None:
+                processing_class.save_pretrained(best)
+            (best / "cockpit_best.json").write_text(f'{{"step": {state.global_step}, "eval_loss": {loss}}}\n')
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        self.events.emit("checkpoint", step=state.global_step, path=str(path))
+
+
+def _visible_devices() -> list[int] | None:
+    """The GPUs this process may use, as NVML indices (CUDA_VISIBLE_DEVICES when it lists numbers)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if not visible:
+        return None
+    try:
+        return [int(v) for v in visible.split(",") if v.strip()]
+    except ValueError:  # UUIDs: sample every device rather than guess
+        return None

@@ -1,0 +1,198 @@
+"""The event contract between the engine and its readers (standard library only).
+
+One JSON object per line in RUN_DIR/events.jsonl:
+``{"v": 1, "type": ..., "time": <unix seconds>, "step": <int or null>, ...payload}``.
+Readers ignore types they don't know and tolerate a half-written last line.
+NaN and Inf are written as the strings "NaN", "Infinity", "-Infinity"; `number()` reads them back.
+
+Payloads (keys beyond these may appear; readers ignore what they don't know):
+
+- run_started: config (the resolved config, secrets redacted), versions {python, torch, transformers,
+  trl, peft}, devices [{index, name, total_mb}] (empty on CPU), run_dir, resumed_from (checkpoint
+  path or null), pid, world_size
+- status: phase ("preparing data", "loading model", "training", "evaluating", "saving"), message;
+  the "training" status also carries plan {total_steps, num_epochs, steps_per_epoch,
+  train_records, eval_records, effective_batch_size, eval_enabled}
+- dataset: format (e.g. "messages"), path, max_length, loss_on ("completion", "assistant", "all"),
+  splits {name: {records, dropped, dropped_reasons {reason: count}, truncated,
+  completion_lost, trained_tokens, tokens {prompt|completion|total: {min, median, p95, max}}}},
+  keep_max_length {p100, p99} (the max_length that keeps 100% / 99% of completions whole),
+  warnings [str], has_chat_template, chat_template_ok
+- samples: samples [{index, split, segments [{text, trained}], tokens, trained_tokens, truncated}]
+- metrics: step, epoch, loss, grad_norm, learning_rate, num_tokens, tokens_per_second,
+  mean_token_accuracy, ... (every key of the trainer's log, GRPO rewards included)
+- eval: step, epoch, eval_loss, and every other eval_* key of the trainer's log
+- memory: gpus [{index, name, used_mb, total_mb, util_pct, temp_c, power_w}],
+  torch {allocated_mb, peak_allocated_mb, reserved_mb, peak_reserved_mb} (null on CPU),
+  process {rss_mb}
+- generations: groups [{prompt, completions [{text, rewards {fn: value}, total, clipped}]}]
+- checkpoint: path, step
+- finding: the cockpit's diagnoses (see cockpit/diagnose), not written by the engine
+- error: kind (oom, data, config, crash), message (one line for the user), traceback (tail), step
+- run_finished: status (completed, stopped, failed), step, total_steps, metrics (final train
+  metrics), outputs {final, best, checkpoints}, runtime_s
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+VERSION = 1
+EVENTS_FILE = "events.jsonl"
+
+# In run order. Readers must accept types not listed here.
+TYPES = (
+    "run_started",  # config, versions, devices
+    "status",  # phase: loading model, preparing data, training, evaluating, saving
+    "dataset",  # per split: records, format, token length stats, truncated/dropped and why
+    "samples",  # prepared training examples as segments {text, trained}
+    "metrics",  # each training log
+    "eval",  # each evaluation
+    "memory",  # per GPU used/total/util, torch peaks; process RSS
+    "generations",  # GRPO prompts, completions, rewards
+    "checkpoint",  # path and step of a saved checkpoint
+    "finding",  # a diagnosis raised or updated (written by the cockpit, not the engine)
+    "error",  # kind (oom, data, config, crash), message, traceback tail
+    "run_finished",  # completed / stopped / failed, final metrics, output paths
+)
+
+ERROR_KINDS = ("oom", "data", "config", "crash")
+FINISH_STATUSES = ("completed", "stopped", "failed")
+
+
+def _clean(value: Any) -> Any:
+    """Make a payload JSON-safe: NaN and Inf become strings that readers turn back into floats."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return _clean(value.item())
+    return str(value)
+
+
+def number(value: Any) -> float | None:
+    """Read a metric value back: numbers as they are, the strings written for NaN/Inf as floats."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def make_event(type_: str, step: int | None = None, **payload: Any) -> dict[str, Any]:
+    """Build one event dict in the contract's shape."""
+    return {"v": VERSION, "type": type_, "time": round(time.time(), 3), "step": step, **_clean(payload)}
+
+
+class EventWriter:
+    """Appends events to a file, one line each, flushed so a reader sees it at once.
+
+    Only one process writes (rank 0 of the engine). The file is opened in append mode so a resumed
+    run continues the same stream.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def emit(self, type_: str, step: int | None = None, **payload: Any) -> dict[str, Any]:
+        event = make_event(type_, step, **payload)
+        self._file.write(json.dumps(event, ensure_ascii=False, allow_nan=False) + "\n")
+        self._file.flush()
+        return event
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> EventWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NullWriter:
+    """Stands in for EventWriter on ranks other than 0, so call sites need no `if rank == 0`."""
+
+    def emit(self, type_: str, step: int | None = None, **payload: Any) -> dict[str, Any]:
+        return make_event(type_, step, **payload)
+
+    def close(self) -> None:
+        pass
+
+
+def parse_line(line: str) -> dict[str, Any] | None:
+    """One event from one line, or None for a blank, broken or foreign line."""
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(event, dict) or "type" not in event:
+        return None
+    return event
+
+
+def read_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Every complete event in a file, skipping lines that do not parse (such as a half-written last one)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            event = parse_line(line)
+            if event is not None:
+                yield event
+
+
+class EventTail:
+    """Reads the events appended to a file since the last call; a partial last line waits for its end.
+
+    Works on a file that does not exist yet (returns nothing until it appears).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._offset = 0
+        self._partial = b""
+
+    def read_new(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read() if max_bytes is None else f.read(max_bytes)
+        except FileNotFoundError:
+            return []
+        if not chunk:
+            return []
+        self._offset += len(chunk)
+        data = self._partial + chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()  # b"" when the chunk ended on a newline
+        events = []
+        for raw in lines:
+            event = parse_line(raw.decode("utf-8", errors="replace"))
+            if event is not None:
+                events.append(event)
+        return events
