@@ -104,12 +104,61 @@ class TrainSection:
     report_to: str | list[str] = _doc("Trackers: none, tensorboard, wandb, trackio (events.jsonl is written whatever this says).", default="none")
 
 
+# The seed's answer format: reasoning, then the answer between tags.
+DEFAULT_GRPO_SYSTEM_PROMPT = (
+    "You are given a problem. Think about the problem and provide your reasoning. Place it between "
+    "<reasoning> and </reasoning>. Then, provide the final answer (i.e., just one numerical value) "
+    "between <answer> and </answer>."
+)
+
+
+def _default_rewards() -> list[dict[str, Any]]:
+    return [
+        {"name": "exact_format", "weight": 1.0},
+        {"name": "soft_format", "weight": 1.0},
+        {"name": "correctness", "weight": 1.0},
+        {"name": "number_match", "weight": 1.0},
+    ]
+
+
+@dataclass
+class GrpoSection:
+    num_generations: int = _doc("Completions sampled per prompt (the group whose rewards are compared); at least 2.", default=4)
+    beta: float = _doc("KL penalty against the frozen base model (0: no reference pass, less memory).", default=0.08)
+    epsilon: float = _doc("PPO-style clipping range of the probability ratio.", default=0.2)
+    temperature: float = _doc("Sampling temperature of the completions.", default=0.9)
+    top_k: int = _doc("Sample from the k most likely tokens (0: all).", default=50)
+    top_p: float = _doc("Nucleus sampling threshold (1.0: off).", default=1.0)
+    max_prompt_length: int = _doc("Prompts longer than this many tokens (system prompt and template included) are dropped before training.", default=256)
+    max_completion_length: int = _doc("Most new tokens per completion; longer ones are cut off (clipped).", default=512)
+    rewards: list[dict[str, Any]] | dict[str, float] = _doc(
+        "Reward functions and their weights: [{name: correctness, weight: 1.0}, ...] or {correctness: 1.0, ...}. "
+        "Names: exact_format, soft_format, correctness, number_match (built in), TRL's think_format_reward, "
+        "accuracy_reward, reasoning_accuracy_reward, or a function from grpo.reward_files.",
+        default_factory=_default_rewards,
+    )
+    reward_files: list[str] = _doc(
+        "Your own reward functions as path.py:function (repeatable --reward); each gets weight 1.0 unless grpo.rewards names it. "
+        "Called as fn(prompts, completions, answer, **columns) -> one float (or None) per completion.",
+        default_factory=list,
+    )
+    system_prompt: str | None = _doc("System message asking for the answer format, added to prompts that have none (null: none).", default=DEFAULT_GRPO_SYSTEM_PROMPT)
+    answer_field: str | None = _doc("Column holding the ground truth; default: the record's completion (for GSM8K, the number after ####).", default=None)
+    reasoning_start: str = _doc("Tag that opens the reasoning (format rewards).", default="<reasoning>")
+    reasoning_end: str = _doc("Tag that closes the reasoning.", default="</reasoning>")
+    answer_start: str = _doc("Tag that opens the answer (format and correctness rewards).", default="<answer>")
+    answer_end: str = _doc("Tag that closes the answer.", default="</answer>")
+    eval_prompts: int = _doc("Evaluate on at most this many validation prompts (each is generated for; 0: all).", default=64)
+    generations_to_log: int = _doc("Prompt groups shown in each generations event (with every completion and its rewards).", default=2)
+
+
 SECTIONS: dict[str, type] = {
     "run": RunSection,
     "model": ModelSection,
     "lora": LoraSection,
     "data": DataSection,
     "train": TrainSection,
+    "grpo": GrpoSection,
 }
 # Free-form sections: keys passed to TRL's own config class, checked against it by the engine.
 PASSTHROUGH = ("trl",)
@@ -138,7 +187,7 @@ def defaults() -> dict[str, dict[str, Any]]:
 
 def _nearest(key: str, candidates: list[str]) -> str:
     match = difflib.get_close_matches(key, candidates, n=1, cutoff=0.5)
-    return f"; did you mean '{match[0]}'?" if match else f"; known keys: {', '.join(candidates)}"
+    return f"; did you mean '{match[0]}'?" if match else f"; known: {', '.join(candidates)}"
 
 
 def _type_name(tp: Any) -> str:
@@ -286,11 +335,70 @@ def _resolve_paths(layer: dict[str, dict[str, Any]], base: Path) -> dict[str, di
         value = layer.get(section, {}).get(key)
         if isinstance(value, str) and value and not Path(value).is_absolute():
             layer[section][key] = str((base / value).resolve())
+    files = layer.get("grpo", {}).get("reward_files")
+    if isinstance(files, list):
+        layer["grpo"]["reward_files"] = [resolve_reward_file(f, base) for f in files]
     # A relative local model dir in a file, if it exists there.
     name = layer.get("model", {}).get("name_or_path")
     if isinstance(name, str) and name.startswith((".", "/")) and not Path(name).is_absolute():
         layer["model"]["name_or_path"] = str((base / name).resolve())
     return layer
+
+
+def resolve_reward_file(spec: Any, base: Path) -> Any:
+    """`path.py:function` with the path made absolute against `base` (the file that names it)."""
+    if not isinstance(spec, str) or ":" not in spec:
+        return spec  # check_grpo names the problem
+    path, func = spec.rsplit(":", 1)
+    if path and not Path(path).expanduser().is_absolute():
+        path = str((base / Path(path).expanduser()).resolve())
+    return f"{path}:{func}"
+
+
+def reward_weights(value: Any, source: str = "grpo.rewards") -> list[tuple[str, float]]:
+    """grpo.rewards as (name, weight) pairs, from a list of {name, weight} or a {name: weight} mapping."""
+    if isinstance(value, dict):
+        items = [{"name": k, "weight": v} for k, v in value.items()]
+    elif isinstance(value, list):
+        items = [{"name": v} if isinstance(v, str) else v for v in value]
+    else:
+        raise ConfigError(f"{source} must be a list such as [{{name: correctness, weight: 1.0}}] or a mapping {{correctness: 1.0}}, got {value!r}")
+    out: list[tuple[str, float]] = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or set(item) - {"name", "weight"}:
+            raise ConfigError(f"{source}: each entry needs a name and an optional weight, e.g. {{name: correctness, weight: 1.0}}; got {item!r}")
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, str) and _FLOAT.fullmatch(weight.strip()):
+            weight = float(weight)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise ConfigError(f"{source}: the weight of '{item['name']}' must be a number, got {weight!r}")
+        if item["name"] in (n for n, _ in out):
+            raise ConfigError(f"{source}: '{item['name']}' is listed twice; list each reward once")
+        out.append((item["name"], float(weight)))
+    return out
+
+
+def check_grpo(cfg: dict[str, dict[str, Any]]) -> None:
+    """The grpo section's cross-field rules (checked for every run type: a typo should not wait)."""
+    g = cfg.get("grpo") or {}
+    if not g:
+        return
+    if g["num_generations"] < 2:
+        raise ConfigError(f"grpo.num_generations must be at least 2 (GRPO compares completions within a group), got {g['num_generations']}")
+    for key in ("max_prompt_length", "max_completion_length"):
+        if g[key] < 1:
+            raise ConfigError(f"grpo.{key} must be at least 1, got {g[key]}")
+    if g["temperature"] <= 0:
+        raise ConfigError(f"grpo.temperature must be > 0 (sampling), got {g['temperature']}")
+    if not 0 < g["top_p"] <= 1:
+        raise ConfigError(f"grpo.top_p must be in (0, 1], got {g['top_p']}")
+    weights = reward_weights(g["rewards"])
+    for spec in g["reward_files"]:
+        path, _, func = spec.rpartition(":")
+        if not path or not func or not path.endswith(".py"):
+            raise ConfigError(f"grpo.reward_files: '{spec}' must be path.py:function, e.g. --reward my_rewards.py:length_penalty")
+    if cfg["run"]["type"] == "grpo" and not weights and not g["reward_files"]:
+        raise ConfigError("grpo.rewards is empty: name at least one reward, e.g. --set 'grpo.rewards={correctness: 1.0}', or add --reward file.py:function")
 
 
 # ---- presets ---------------------------------------------------------------------------------
@@ -355,7 +463,15 @@ def resolve(
         if section in PASSTHROUGH:
             set_layer.setdefault(section, {})[key] = value
         else:
-            set_layer = merge(set_layer, validate_layer({section: {key: value}}, f"--set {text}"))
+            try:
+                checked = validate_layer({section: {key: value}}, f"--set {text}")
+            except ConfigError:
+                # A template such as "Premise: {premise}" reads as a YAML mapping; a str field takes the raw text.
+                raw = text.split("=", 1)[1]
+                if value == raw:
+                    raise
+                checked = validate_layer({section: {key: raw}}, f"--set {text}")
+            set_layer = merge(set_layer, checked)
 
     layers = [preset_layer, file_layer, flag_layer, set_layer]
     cfg = defaults()
@@ -388,6 +504,7 @@ def check_consistency(cfg: dict[str, dict[str, Any]]) -> None:
         raise ConfigError(f"train.learning_rate must be >= 0, got {train['learning_rate']}")
     if train["num_train_epochs"] <= 0 and train["max_steps"] <= 0:
         raise ConfigError("train.num_train_epochs must be > 0 (or set train.max_steps)")
+    check_grpo(cfg)
     if cfg["model"]["finetune"] == "full" and cfg["lora"] != defaults()["lora"]:
         pass  # lora settings are simply unused with full fine-tuning
 

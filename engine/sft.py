@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from engine import data as data_loader
-from engine import models, tokens
+from engine import models, tokens, trl_args
 from engine.errors import EngineError
 
 # Formats whose records are conversations already; the others are rendered as one user turn.
@@ -77,8 +76,7 @@ def preflight(cfg: dict[str, Any], tokenizer: Any, splits: data_loader.Splits) -
         raise EngineError(
             "data",
             f"{splits.path}: max_length {max_length} cuts away the whole completion of {lost} of {train['records']} training records "
-            f"(TRL would drop them); use --max-length {keep} to keep every record whole, "
-            "or --set train.truncation_mode=keep_end",
+            f"(TRL would drop them); use --max-length {keep} to keep every record whole, or shorten those prompts",
         )
     return report
 
@@ -89,54 +87,15 @@ def sft_config(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: boo
 
     t = cfg["train"]
     loss_on = cfg["data"]["loss_on"]
-    eval_strategy = t["eval_strategy"] if has_eval else "no"
-    kwargs: dict[str, Any] = {
-        "output_dir": str(run_dir / "checkpoints"),
-        "num_train_epochs": t["num_train_epochs"],
-        "max_steps": t["max_steps"],
-        "per_device_train_batch_size": t["per_device_train_batch_size"],
-        "per_device_eval_batch_size": t["per_device_eval_batch_size"] or t["per_device_train_batch_size"],
-        "gradient_accumulation_steps": t["gradient_accumulation_steps"],
-        "learning_rate": t["learning_rate"],
-        "weight_decay": t["weight_decay"],
-        # transformers 5 reads a warmup_steps below 1 as a ratio of the total steps.
-        "warmup_steps": t["warmup_steps"] if t["warmup_steps"] > 0 else t["warmup_ratio"],
-        "lr_scheduler_type": t["lr_scheduler_type"],
-        "max_grad_norm": t["max_grad_norm"],
-        "max_length": t["max_length"],
-        "truncation_mode": t["truncation_mode"],
-        "logging_steps": t["logging_steps"],
-        "logging_first_step": True,
-        "eval_strategy": eval_strategy,
-        "eval_steps": t["eval_steps"],
-        "save_strategy": t["save_strategy"],
-        "save_steps": t["save_steps"],
-        "save_total_limit": t["save_total_limit"],
-        "seed": t["seed"],
-        "optim": t["optim"],
-        "gradient_checkpointing": t["gradient_checkpointing"],
-        "packing": t["packing"],
-        "report_to": t["report_to"],
-        "bf16": precision == "bf16",
-        "fp16": precision == "fp16",
-        "completion_only_loss": loss_on == "completion",
-        "assistant_only_loss": loss_on == "assistant",
-        "disable_tqdm": True,
-        "dataloader_num_workers": 0,
-    }
-    known = {f.name for f in dataclasses.fields(SFTConfig)}
-    for key, value in cfg.get("trl", {}).items():
-        if key not in known:
-            import difflib
-
-            near = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"; did you mean 'trl.{near[0]}'?" if near else ""
-            raise EngineError("config", f"unknown TRL option 'trl.{key}' (not a field of trl.SFTConfig){hint}")
-        kwargs[key] = value
-    try:
-        return SFTConfig(**kwargs)
-    except (ValueError, TypeError) as exc:
-        raise EngineError("config", f"TRL rejects this config: {str(exc).splitlines()[0]}") from None
+    kwargs = trl_args.shared_kwargs(cfg, run_dir, precision, has_eval)
+    kwargs.update(
+        max_length=t["max_length"],
+        truncation_mode=t["truncation_mode"],
+        packing=t["packing"],
+        completion_only_loss=loss_on == "completion",
+        assistant_only_loss=loss_on == "assistant",
+    )
+    return trl_args.build(SFTConfig, kwargs, cfg.get("trl", {}))
 
 
 def to_dataset(rows: list[dict[str, Any]]):

@@ -34,7 +34,7 @@ def show(name: str = typer.Argument(..., help="Preset name.")) -> None:
     """A preset's file and the full config it resolves to (with its builtin:tiny values where it has them)."""
     from engine import config as config_mod
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     try:
         path = config_mod.preset_path(name)
         config_mod.load_preset(name)

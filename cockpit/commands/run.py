@@ -52,6 +52,9 @@ def build_config(preset: str | None, config_file: Path | None, flags: dict[str, 
         dotted["model.dtype"] = "bf16"
     if flags.get("fp16"):
         dotted["model.dtype"] = "fp16"
+    if flags.get("reward"):
+        # path.py:function, the path relative to where the command runs
+        dotted["grpo.reward_files"] = [config_mod.resolve_reward_file(spec, Path.cwd()) for spec in flags["reward"]]
     if isinstance(dotted.get("data.path"), Path):
         dotted["data.path"] = str(dotted["data.path"])
     if isinstance(dotted.get("data.eval_path"), Path):
@@ -63,6 +66,8 @@ def check_data(cfg: dict[str, Any]) -> list[str]:
     """Read the data the way the engine will, before any model loads; returns the warnings."""
     from engine.sft import load_data  # light: the loader is standard library only
 
+    if cfg["run"]["type"] == "grpo":  # prompts + ground truth, e.g. through grpo.answer_field
+        from engine.grpo_data import load as load_data
     splits = load_data(cfg)
     return splits.warnings
 
@@ -97,6 +102,7 @@ def run(
     bf16: bool = typer.Option(False, "--bf16", help="Force bf16 (default: chosen automatically)."),
     fp16: bool = typer.Option(False, "--fp16", help="Force fp16 (default: chosen automatically)."),
     report_to: Optional[str] = typer.Option(None, "--report-to", help="none, tensorboard, wandb or trackio."),
+    reward: Optional[list[str]] = typer.Option(None, "--reward", help="GRPO: your reward function as path.py:function (repeatable); grpo.reward_files."),
 ) -> None:
     """Train with no TUI: progress, metrics and findings on the terminal; the exit code says how it ended."""
     from engine import config as config_mod
@@ -106,7 +112,7 @@ def run(
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     out = Console(highlight=False, soft_wrap=True)
-    flags = {k: v for k, v in locals().items() if k in FLAG_KEYS or k in ("full", "qlora", "bf16", "fp16")}
+    flags = {k: v for k, v in locals().items() if k in FLAG_KEYS or k in ("full", "qlora", "bf16", "fp16", "reward")}
 
     def bad(message: str) -> None:
         err.print(f"[red]error:[/] {message}")

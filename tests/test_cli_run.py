@@ -1,0 +1,179 @@
+"""`cockpit run` as a user runs it: exit codes, one-line errors, no half-made run dirs, stop and resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cockpit.cli import main
+from conftest import of_type
+from engine.events import read_events
+
+
+class Result:
+    def __init__(self, exit_code: int, output: str, stderr: str):
+        self.exit_code, self.output, self.stderr = exit_code, output, stderr
+
+
+@pytest.fixture
+def invoke(capsys):
+    """The `cockpit` entry point in this process, as a shell would call it."""
+
+    def _invoke(args: list[str]) -> Result:
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return _invoke
+
+
+def cockpit(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    return subprocess.run([sys.executable, "-m", "cockpit.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+def one_line_error(result) -> str:
+    text = (result.stderr or result.output).strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+def test_completed_run_exit_0_and_outputs(tmp_path):
+    result = cockpit("run", "--preset", "quick-test", "-o", str(tmp_path / "r"))
+    assert result.returncode == 0, result.stderr
+    assert "completed at step 6" in result.stdout
+    assert "step 6/6" in result.stdout and "loss" in result.stdout and "grad_norm" in result.stdout
+    run_dir = tmp_path / "r"
+    for name in ("config.yaml", "events.jsonl", "engine.log", "final", "best", "checkpoints"):
+        assert (run_dir / name).exists(), name
+    events = list(read_events(run_dir / "events.jsonl"))
+    types = [e["type"] for e in events]
+    assert types[0] == "run_started" and types[-1] == "run_finished"
+    for kind in ("status", "dataset", "samples", "metrics", "eval", "memory", "checkpoint"):
+        assert kind in types, kind
+    assert all(e["v"] == 1 and isinstance(e["time"], float) for e in events)
+
+
+def test_existing_run_dir_is_never_overwritten(tmp_path, invoke):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "keep.txt").write_text("mine")
+    result = invoke(["run", "--preset", "quick-test", "-o", str(run_dir)])
+    assert result.exit_code == 2
+    assert "--resume" in one_line_error(result)
+    assert (run_dir / "keep.txt").read_text() == "mine" and len(list(run_dir.iterdir())) == 1
+
+
+def _jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, args, expect",
+    [
+        (None, ["--dataset", "/nonexistent/data.jsonl"], "/nonexistent/data.jsonl"),
+        (lambda p: _jsonl(p, ['{"prompt": "a", "completion": "b"}', '{"prompt": "a", "comp']), [], ":2"),
+        (lambda p: _jsonl(p, [{"prompt": "a"}, {"prompt": "b"}]), [], "completion"),
+        (lambda p: _jsonl(p, [{"prompt": "a", "completion": "b", "metadata": m} for m in ["train", "Eval", "test"]]), [], "case-sensitive"),
+        (lambda p: _jsonl(p, [{"prompt": "a", "completion": "b", "metadata": "train"}] * 3), [], "eval"),
+        (None, ["--preset", "no-such-preset"], "unknown preset"),
+        (None, ["--set", "train.learnig_rate=1e-5"], "train.learning_rate"),
+        (None, ["--set", "train.max_length=long"], "train.max_length"),
+        (None, ["--lr", "abc"], "--lr"),
+    ],
+    ids=["missing-file", "invalid-json-line", "missing-field", "metadata-values", "empty-eval", "unknown-preset", "unknown-key", "wrong-type", "wrong-flag-type"],
+)
+def test_bad_input_one_line_exit_2_before_any_model(make, args, expect, tmp_path, invoke):
+    data_args = []
+    if make is not None:
+        path = make(tmp_path / "data.jsonl")
+        data_args = ["--dataset", str(path)]
+    out = tmp_path / "run"
+    base = [] if "--preset" in args else ["--preset", "quick-test"]
+    result = invoke(["run", *base, *data_args, *args, "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    line = one_line_error(result)
+    assert expect in line
+    assert not out.exists()  # nothing half-made
+
+
+def test_hub_id_without_network_fails_in_one_line(tmp_path):
+    result = cockpit("run", "--preset", "quick-test", "--model", "Qwen/Qwen2.5-0.5B-Instruct", "-o", str(tmp_path / "r"), timeout=120)
+    assert result.returncode == 2
+    line = [l for l in result.stderr.splitlines() if l.strip()][-1]
+    assert "Qwen/Qwen2.5-0.5B-Instruct" in line and "builtin:tiny" in line and "local" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_local_model_dir_trains(tmp_path, run_engine):
+    """A saved model directory works as --model (here: a full fine-tune's final/)."""
+    code, _, first = run_engine(sets=["train.max_steps=1", "model.finetune=full", "train.eval_strategy=no"])
+    assert code == 0
+    code, events, _ = run_engine(sets=["train.max_steps=1", f"model.name_or_path={first / 'final'}", "train.eval_strategy=no"])
+    assert code == 0, of_type(events, "error")
+    assert of_type(events, "run_started")[0]["config"]["model"]["name_or_path"] == str(first / "final")
+
+
+def _wait_for_step(events_path: Path, step: int, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if events_path.exists() and any(e["type"] == "metrics" and e["step"] >= step for e in read_events(events_path)):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no metrics at step {step} within {timeout}s")
+
+
+def test_ctrl_c_stops_with_checkpoint_and_resume_continues_exactly(tmp_path, run_engine):
+    sets = ["train.max_steps=6", "train.save_steps=100", "train.eval_strategy=no", "train.logging_steps=1"]
+    # The reference: the same run, never interrupted.
+    code, reference, _ = run_engine(sets=sets)
+    assert code == 0
+    ref_loss = {e["step"]: e["loss"] for e in of_type(reference, "metrics")}
+
+    run_dir = tmp_path / "r"
+    args = [sys.executable, "-m", "cockpit.cli", "run", "--preset", "quick-test", "-o", str(run_dir)]
+    for s in sets:
+        args += ["--set", s]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_step(run_dir / "events.jsonl", 2)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert f"cockpit run --resume {run_dir}" in stdout
+    (checkpoint,) = of_type(list(read_events(run_dir / "events.jsonl")), "checkpoint")
+    stopped_at = checkpoint["step"]
+    assert stopped_at < 6 and (run_dir / "checkpoints" / f"checkpoint-{stopped_at}").is_dir()
+    assert not (run_dir / "final").exists()
+
+    result = cockpit("run", "--resume", str(run_dir))
+    assert result.returncode == 0, result.stderr
+    events = list(read_events(run_dir / "events.jsonl"))
+    assert [e["status"] for e in of_type(events, "run_finished")] == ["stopped", "completed"]
+    resumed = [e for e in of_type(events, "metrics") if e["time"] > checkpoint["time"]]
+    assert resumed[0]["step"] == stopped_at + 1  # same step, no restart
+    for e in resumed:  # same optimizer, scheduler and data order: the same losses as the uninterrupted run
+        assert math.isclose(e["loss"], ref_loss[e["step"]], rel_tol=1e-3), (e["step"], e["loss"], ref_loss[e["step"]])
+    assert (run_dir / "final").is_dir()
+
+
+def test_resume_refuses_new_options(tmp_path, invoke):
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("run: {}\n")
+    result = invoke(["run", "--resume", str(run_dir), "--lr", "1e-3"])
+    assert result.exit_code == 2
+    assert "--resume" in one_line_error(result)
