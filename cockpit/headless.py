@@ -132,3 +132,27 @@ def _render_event(event: dict[str, Any], console: Console) -> None:
         console.print(f"[dim]{event.get('phase')}: {event.get('message')}[/]", highlight=False)
     elif kind == "checkpoint":
         console.print(f"[dim]checkpoint saved: {event.get('path')}[/]", highlight=False)
+
+
+SEVERITY_STYLE = {"red": "bold red", "amber": "yellow", "info": "cyan"}
+
+
+def print_finding(console: Console, finding: Any) -> None:
+    """A finding as it is raised: one line in its severity's colour, the fix on the next."""
+    style = SEVERITY_STYLE.get(finding.severity, "")
+    step = f" at step {finding.step}" if finding.step is not None else ""
+    console.print(f"[{style}]{finding.severity.upper():<5} {finding.code}[/]{step}: {finding.title}. {finding.evidence_text}", highlight=False)
+    if finding.fix:
+        console.print(f"      fix: {finding.fix}", highlight=False)
+
+
+def print_findings_summary(console: Console, findings: list[Any]) -> None:
+    """The findings at the end of a run, most severe first."""
+    if not findings:
+        console.print("findings: none")
+        return
+    counts = {s: sum(1 for f in findings if f.severity == s) for s in ("red", "amber", "info")}
+    console.print("findings: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n), highlight=False)
+    for finding in findings:
+        style = SEVERITY_STYLE.get(finding.severity, "")
+        console.print(f"  [{style}]{finding.severity:<5}[/] {finding.code:<20} {finding.title}", highlight=False)

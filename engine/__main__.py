@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             from engine import sft
 
             result = sft.run(cfg, run_dir, events, flag, args.resume, precision)
+        elif cfg["run"]["type"] == "grpo":
+            from engine import grpo
+
+            result = grpo.run(cfg, run_dir, events, flag, args.resume, precision)
         else:
             raise EngineError("config", f"run.type '{cfg['run']['type']}' is not supported by this engine yet; use sft")
     except EngineError as exc:

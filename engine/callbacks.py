@@ -80,8 +80,9 @@ def _steps_per_epoch(train_records: int, args: Any) -> int:
 class EventsCallback(TrainerCallback):
     """Writes status, metrics, eval, memory and checkpoint events; keeps the best model in best/."""
 
-    def __init__(self, events: Any, run_dir: Path, train_records: int, eval_records: int, save_best: bool):
+    def __init__(self, events: Any, run_dir: Path, train_records: int, eval_records: int, save_best: bool, group_size: int = 1):
         self.events = events
+        self.group_size = group_size  # GRPO: each record is sampled num_generations times per epoch
         self.run_dir = run_dir
         self.train_records = train_records
         self.eval_records = eval_records
@@ -105,7 +106,7 @@ class EventsCallback(TrainerCallback):
             plan={
                 "total_steps": state.max_steps,
                 "num_epochs": args.num_train_epochs if args.max_steps <= 0 else None,
-                "steps_per_epoch": _steps_per_epoch(self.train_records, args),
+                "steps_per_epoch": _steps_per_epoch(self.train_records * self.group_size, args),
                 "train_records": self.train_records,
                 "eval_records": self.eval_records,
                 "effective_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size),

@@ -27,7 +27,6 @@ Payloads (keys beyond these may appear; readers ignore what they don't know):
   process {rss_mb}
 - generations: groups [{prompt, completions [{text, rewards {fn: value}, total, clipped}]}]
 - checkpoint: path, step
-- finding: the cockpit's diagnoses (see cockpit/diagnose), not written by the engine
 - error: kind (oom, data, config, crash), message (one line for the user), traceback (tail), step
 - run_finished: status (completed, stopped, failed), step, total_steps, metrics (final train
   metrics), outputs {final, best, checkpoints}, runtime_s
@@ -57,7 +56,6 @@ TYPES = (
     "memory",  # per GPU used/total/util, torch peaks; process RSS
     "generations",  # GRPO prompts, completions, rewards
     "checkpoint",  # path and step of a saved checkpoint
-    "finding",  # a diagnosis raised or updated (written by the cockpit, not the engine)
     "error",  # kind (oom, data, config, crash), message, traceback tail
     "run_finished",  # completed / stopped / failed, final metrics, output paths
 )

@@ -63,13 +63,28 @@ def build_config(preset: str | None, config_file: Path | None, flags: dict[str, 
 
 
 def check_data(cfg: dict[str, Any]) -> list[str]:
-    """Read the data the way the engine will, before any model loads; returns the warnings."""
-    from engine.sft import load_data  # light: the loader is standard library only
+    """Read and lint the data the way the engine will, before any model loads; returns the warnings.
+
+    Raises EngineError (kind data) for data that would fail or train nothing.
+    """
+    from engine import lint  # light: the loader and lint (without a tokenizer) are standard library only
+    from engine.errors import EngineError
+    from engine.sft import load_data
 
     if cfg["run"]["type"] == "grpo":  # prompts + ground truth, e.g. through grpo.answer_field
         from engine.grpo_data import load as load_data
     splits = load_data(cfg)
-    return splits.warnings
+    warnings = list(splits.warnings)
+    if cfg["run"]["type"] == "grpo":
+        return warnings
+    for path in filter(None, (cfg["data"]["path"], cfg["data"]["eval_path"])):
+        report = lint.lint_file(path, **{**lint.options_from_config(cfg), "max_length": None})
+        if report.errors:
+            first = report.errors[0]
+            more = f" (and {len(report.errors) - 1} more problems)" if len(report.errors) > 1 else ""
+            raise EngineError("data", f"{first.line()}{more}; `cockpit lint {path}` lists them all")
+        warnings.extend(f.line() for f in report.warnings)
+    return warnings
 
 
 def run(
@@ -103,6 +118,7 @@ def run(
     fp16: bool = typer.Option(False, "--fp16", help="Force fp16 (default: chosen automatically)."),
     report_to: Optional[str] = typer.Option(None, "--report-to", help="none, tensorboard, wandb or trackio."),
     reward: Optional[list[str]] = typer.Option(None, "--reward", help="GRPO: your reward function as path.py:function (repeatable); grpo.reward_files."),
+    fail_on: str = typer.Option("never", "--fail-on", help="red: exit 1 when any red finding was raised (for CI)."),
 ) -> None:
     """Train with no TUI: progress, metrics and findings on the terminal; the exit code says how it ended."""
     from engine import config as config_mod
@@ -118,6 +134,8 @@ def run(
         err.print(f"[red]error:[/] {message}")
         raise typer.Exit(EXIT_BAD_INPUT)
 
+    if fail_on not in ("never", "red"):
+        bad(f"--fail-on takes red or never, got {fail_on!r}")
     created = False
     if resume is not None:
         given = [k for k, v in flags.items() if v not in (None, False)] + (["--preset"] if preset else []) + (["--set"] if sets else [])
@@ -148,11 +166,33 @@ def run(
 
     out.print(f"run dir: {run_dir}")
     handle = RunHandle.start(run_dir, resume=resume is not None)
-    from cockpit.headless import follow
+    from cockpit.diagnose import Diagnoser, save_findings
+    from cockpit.headless import follow, print_finding, print_findings_summary
 
-    state = follow(handle, out)
-    code = handle.returncode
-    raise typer.Exit(_conclude(state, code, run_dir, created, out, err))
+    diagnoser = Diagnoser()
+    if resume is not None:  # findings cover the whole run, from its first event
+        from engine.events import read_events
+
+        for event in read_events(run_dir / "events.jsonl"):
+            diagnoser.feed(event)
+
+    def on_event(event: dict[str, Any]) -> None:
+        changed = diagnoser.feed(event)
+        for finding in changed:
+            if finding.updates == 0:
+                print_finding(out, finding)
+        if changed:
+            save_findings(run_dir, diagnoser.findings)
+
+    state = follow(handle, out, on_event=on_event)
+    code = _conclude(state, handle.returncode, run_dir, created, out, err)
+    if code != EXIT_BAD_INPUT:
+        save_findings(run_dir, diagnoser.findings)
+        print_findings_summary(out, diagnoser.findings)
+        if code == EXIT_OK and fail_on == "red" and any(f.severity == "red" for f in diagnoser.findings):
+            err.print("[red]failing: red findings (--fail-on red)[/]")
+            code = EXIT_FAILED
+    raise typer.Exit(code)
 
 
 def _conclude(state: Any, code: int | None, run_dir: Path, created: bool, out: Console, err: Console) -> int:

@@ -14,6 +14,10 @@ FLAGS = {
     "train.max_length": "--max-length",
     "data.eval_split": "--eval-split",
     "lora.r": "--lora-r",
+    "train.max_steps": "--max-steps",
+    "train.warmup_ratio": "--warmup-ratio",
+    "train.eval_steps": "--eval-steps",
+    "data.loss_on": "--loss-on",
 }
 
 

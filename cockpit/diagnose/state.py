@@ -31,6 +31,8 @@ def normalize_metrics(logs: dict[str, Any]) -> dict[str, Any]:
     rewards/<fn>/mean; a missing `reward` becomes the sum of the per-function means. DPO's
     rewards/chosen and friends are left alone.
     """
+    if "lr" not in logs and "completion_length" not in logs and not any(k.startswith("rewards/") for k in logs):
+        return logs  # already in today's spelling (the common case: no copy)
     out = dict(logs)
     if "learning_rate" not in out and "lr" in out:
         out["learning_rate"] = out["lr"]
@@ -191,6 +193,8 @@ class RunState:
         self.checkpoints: list[tuple[int, str]] = []
         self.errors: list[dict[str, Any]] = []
         self.finished: dict[str, Any] | None = None
+        self._lr_set: float | None = None  # learning rate from the config or the plan
+        self.raised: set[str] = set()  # codes of the findings raised so far (kept by the Diagnoser)
 
     # ---- helpers the rules use --------------------------------------------------------------
 
@@ -207,8 +211,7 @@ class RunState:
     @property
     def lr(self) -> float | None:
         """The configured peak learning rate, else the largest one logged."""
-        lr = number(self.cfg("train.learning_rate")) or number(self.plan.get("learning_rate"))
-        return lr if lr is not None else self.lr_max
+        return self._lr_set if self._lr_set is not None else self.lr_max
 
     @property
     def finetune(self) -> str | None:
@@ -240,6 +243,7 @@ class RunState:
         if isinstance(config, dict):
             self.config = config
             run_type = (config.get("run") or {}).get("type")
+            self._lr_set = number((config.get("train") or {}).get("learning_rate")) or self._lr_set
             if run_type in ("sft", "grpo"):
                 self.kind_hint = run_type
                 self.kind = run_type
@@ -248,6 +252,8 @@ class RunState:
         plan = event.get("plan")
         if isinstance(plan, dict):
             self.plan = plan
+            if self._lr_set is None:
+                self._lr_set = number(plan.get("learning_rate"))
 
     def _on_dataset(self, event: dict[str, Any]) -> None:
         self.dataset = event
@@ -296,7 +302,7 @@ class RunState:
         epoch = number(logs.get("epoch"))
         if epoch is not None:
             self.epoch = epoch
-        if self.kind_hint is None and self.kind == "sft":
+        if self.kind_hint is None and self.kind == "sft" and self.n_logs <= WARMUP_LOGS:
             if any(k in logs for k in _PREFERENCE_KEYS):
                 self.kind = "preference"
             elif any(k in logs for k in _GRPO_KEYS):
@@ -347,6 +353,8 @@ class RunState:
                 value = number(logs.get(key))
                 if value is not None and math.isfinite(value):
                     self._track(key, step, value)
+                    if key == "reward_std":  # old logs: a zero-std share from reward_std alone
+                        self._track("reward_std_zero", step, 1.0 if value <= 0.01 else 0.0)
 
     def _add_loss(self, step: int, loss: float) -> None:
         self.loss.add(step, loss)

@@ -1,0 +1,189 @@
+"""The Diagnoser: feeds events to the rules and keeps each finding raised once, then updated."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from cockpit.diagnose import rules_data, rules_grpo, rules_run, rules_sft
+from cockpit.diagnose.finding import Finding, severity_rank, sort_findings
+from cockpit.diagnose.state import RunState
+
+RuleFn = Callable[[RunState, dict[str, Any]], "Finding | None"]
+# Slow rules look at a long stretch of the run; on training logs they run about 50 times per run
+# (every log early on, then every 2% of the logs), and always at the end. Findings whose evidence
+# moves with every log are refreshed at the same pace.
+SLOW_EVERY = 50
+
+
+@dataclass(frozen=True)
+class Rule:
+    fn: RuleFn
+    on: frozenset[str]
+    slow: bool = False
+    grpo: bool = False  # only judged on GRPO runs
+
+
+def _rule(fn: RuleFn, *on: str, slow: bool = False, grpo: bool = False) -> Rule:
+    return Rule(fn, frozenset(on), slow, grpo)
+
+
+RULES: tuple[Rule, ...] = (
+    _rule(rules_run.oom, "error"),
+    _rule(rules_run.crash, "error", "run_finished"),
+    _rule(rules_data.truncation, "dataset", "error"),
+    _rule(rules_data.chat_template, "dataset", "error"),
+    _rule(rules_data.too_few_steps, "status"),
+    _rule(rules_data.eval_missing, "status", "dataset", "eval", "error", "metrics", "run_finished", slow=True),
+    _rule(rules_sft.labels_masked, "dataset", "samples", "metrics"),
+    _rule(rules_sft.loss_nan, "metrics"),
+    _rule(rules_sft.grad_nan, "metrics"),
+    _rule(rules_sft.divergence, "metrics"),
+    _rule(rules_sft.grad_spike, "metrics"),
+    _rule(rules_sft.lr_zero, "metrics"),
+    _rule(rules_sft.overfitting, "eval"),
+    _rule(rules_sft.plateau, "metrics", "eval", slow=True),
+    _rule(rules_sft.memorization, "metrics", "eval", slow=True),
+    _rule(rules_grpo.reward_zero_std, "metrics", grpo=True),
+    _rule(rules_grpo.completions_clipped, "metrics", grpo=True),
+    _rule(rules_grpo.kl_blowup, "metrics", grpo=True),
+    _rule(rules_grpo.entropy_collapse, "metrics", grpo=True),
+    _rule(rules_grpo.reward_flat, "metrics", slow=True, grpo=True),
+)
+
+
+def _select(kind: str, grpo: bool, slow: bool) -> tuple[Rule, ...]:
+    return tuple(r for r in RULES if kind in r.on and (grpo or not r.grpo) and (slow or not r.slow))
+
+
+_TYPES = {t for r in RULES for t in r.on}
+# (event type, GRPO run, slow rules due) -> the rules to run, worked out once.
+_PLAN = {(t, g, s): _select(t, g, s) for t in _TYPES for g in (False, True) for s in (False, True)}
+
+
+class Diagnoser:
+    """Findings from an event stream, computed as it arrives (the same code live and after the fact).
+
+    `feed(event)` returns the findings this event raised or updated; `findings` is the current list,
+    most severe first. A finding is raised once, when it first holds, and updated (same code,
+    `updates` + 1) as its evidence changes; its severity never goes down.
+    """
+
+    def __init__(self) -> None:
+        self.state = RunState()
+        self._memos: dict[RuleFn, dict[str, Any]] = {r.fn: {} for r in RULES}
+        self._by_code: dict[str, Finding] = {}
+
+    @property
+    def findings(self) -> list[Finding]:
+        return sort_findings(list(self._by_code.values()))
+
+    def feed(self, event: dict[str, Any]) -> list[Finding]:
+        kind = event.get("type")
+        if not isinstance(kind, str) or kind == "finding":
+            return []
+        state = self.state
+        state.update(event)
+        if kind == "run_finished":
+            return self._run(RULES, due=True)
+        if kind not in _TYPES:
+            return []
+        due = True
+        if kind == "metrics":
+            n = state.n_logs
+            due = n % max(1, n // SLOW_EVERY) == 0
+        return self._run(_PLAN[(kind, state.kind == "grpo", due)], due)
+
+    def finish(self) -> list[Finding]:
+        """Run every rule once more on the whole stream (for a log that ends without run_finished)."""
+        return self._run(RULES, due=True)
+
+    def _run(self, rules: Iterable[Rule], due: bool) -> list[Finding]:
+        changed: list[Finding] = []
+        memos = self._memos
+        state = self.state
+        for rule in rules:
+            if rule.grpo and state.kind != "grpo":
+                continue
+            found = rule.fn(state, memos[rule.fn])
+            if found is None:
+                continue
+            merged = self._merge(found, due)
+            if merged is not None:
+                changed.append(merged)
+        return changed
+
+    def _merge(self, found: Finding, due: bool) -> Finding | None:
+        step = self.state.step
+        existing = self._by_code.get(found.code)
+        if existing is None:
+            found.first_step = found.step if found.step is not None else step
+            found.updated_step = found.first_step
+            self._by_code[found.code] = found
+            self.state.raised.add(found.code)
+            return found
+        if found is existing:
+            return None
+        # Evidence that moves every log is refreshed at the slow rules' pace; a change of severity at once.
+        if not due and severity_rank(found.severity) >= severity_rank(existing.severity):
+            return None
+        if found.same_content(existing):
+            return None
+        found.first_step = existing.first_step
+        found.updated_step = step
+        found.updates = existing.updates + 1
+        if severity_rank(existing.severity) < severity_rank(found.severity):
+            found.severity = existing.severity
+        self._by_code[found.code] = found
+        return found
+
+    def summary(self) -> dict[str, Any]:
+        """The run in numbers: steps, first/last/min loss, best eval loss and its step."""
+        s = self.state
+        loss = s.loss
+        best: tuple[str, float, int] | None = None
+        for eval_set in s.eval_sets.values():
+            if eval_set.best_index is None:
+                continue
+            value = eval_set.values[eval_set.best_index]
+            if best is None or (eval_set.name == "" and best[0] != "eval_loss") or (value < best[1] and best[0] != "eval_loss"):
+                best = (eval_set.key, value, eval_set.steps[eval_set.best_index])
+        return {
+            "steps": s.step,
+            "total_steps": s.total_steps,
+            "logs": s.n_logs,
+            "evaluations": s.n_evals,
+            "kind": s.kind,
+            "first_loss": s.first_loss,
+            "last_loss": loss.values[-1] if len(loss) else None,
+            "min_loss": s.min_loss,
+            "min_loss_step": s.min_loss_step,
+            "best_eval": None if best is None else {"key": best[0], "value": best[1], "step": best[2]},
+            "reward_first": _first(s, "reward"),
+            "reward_last": _last(s, "reward"),
+            "epoch": s.epoch,
+            "status": (s.finished or {}).get("status"),
+        }
+
+
+def _first(state: RunState, key: str) -> float | None:
+    series = state.series.get(key)
+    return series.values[0] if series and len(series) else None
+
+
+def _last(state: RunState, key: str) -> float | None:
+    series = state.series.get(key)
+    return series.values[-1] if series and len(series) else None
+
+
+def diagnose_events(events: Iterable[dict[str, Any]]) -> list[Finding]:
+    """The findings of a whole event stream, most severe first."""
+    diagnoser = Diagnoser()
+    for event in events:
+        diagnoser.feed(event)
+    diagnoser.finish()
+    return diagnoser.findings
+
+
+__all__ = ["Diagnoser", "diagnose_events", "RULES"]

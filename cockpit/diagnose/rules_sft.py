@@ -1,0 +1,376 @@
+"""Rules on the training curve: what the loss, grad_norm and learning rate say (any trainer but GRPO).
+
+Each rule reads the RunState and returns the finding as it stands now, or None. `memo` is the rule's
+own scratch space across calls.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from cockpit.diagnose.finding import Finding
+from cockpit.diagnose.fixes import clean, flags, lower_lr, num
+from cockpit.diagnose.state import WARMUP_LOGS, RunState
+
+# labels-masked: this many logs of loss exactly 0 from the start; a real loss is never exactly 0.
+MASKED_LOGS = 3
+# grad-nan: red when non-finite grad norms come 3 logs in a row, or on 10% of logs (a fp16 scaler
+# that skips the odd step is normal; one that skips most steps trains nothing).
+GRAD_NAN_RUN = 3
+GRAD_NAN_SHARE = 0.10
+# divergence: a single log at least 4x the loss level before it and above where the run started
+# (the usual spike detector); or a loss level at least 2x its low that has given back at least half
+# of the progress made.
+JUMP_RATIO = 4.0
+DIVERGE_RATIO = 2.0
+DIVERGE_GIVEBACK = 0.5
+# grad-spike: grad_norm at least 10x its running median of the last 50 logs; amber from 3 spikes.
+SPIKE_AMBER_COUNT = 3
+# lr-zero: a quarter of the logs (after 10) at lr 0, or the last 5 logs all at 0.
+LR_ZERO_SHARE = 0.25
+LR_ZERO_RECENT = 5
+# plateau: over the last half of the logs (>= 40 logs, >= 100 steps and >= 25% of the planned
+# steps) the loss level improved by under 1% and no eval loss improved by 1% either.
+PLATEAU_MIN_LOGS = 40
+PLATEAU_MIN_STEPS = 100
+PLATEAU_MIN_SHARE = 0.25
+PLATEAU_MIN_GAIN = 0.01
+PLATEAU_FLOOR = 0.05  # below this loss level there is little left to gain; memorization covers it
+# memorization: loss level at most 0.1 nats (the model reproduces ~90% of its training tokens
+# exactly) after at least 5 epochs; info when the level is 1e-4 or below at any epoch.
+MEMO_LOSS = 0.1
+MEMO_EPOCHS = 5.0
+MEMO_ZERO = 1e-4
+# overfitting: eval loss at least 5% above its best, 3 evaluations after the best (the usual
+# early-stopping patience), while the train loss level went on falling.
+OVERFIT_PATIENCE = 3
+OVERFIT_RISE = 0.05
+
+
+def _steps(steps: list[int], limit: int = 5) -> str:
+    shown = ", ".join(str(s) for s in steps[:limit])
+    return shown + (f" ... ({len(steps)} in all)" if len(steps) > limit else "")
+
+
+def labels_masked(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """Nothing is trained: every label masked (-100), so the loss is exactly 0 and so is the gradient."""
+    evidence: dict[str, Any] = {}
+    text = ""
+    step = state.step
+    train = ((state.dataset or {}).get("splits") or {}).get("train") or {}
+    if train.get("trained_tokens") == 0 and train.get("records"):
+        evidence = {"source": "dataset", "records": train.get("records"), "trained_tokens": 0}
+        text = f"0 trained tokens in {train['records']} training records"
+    elif state.samples and all(s.get("trained_tokens") == 0 for s in state.samples):
+        evidence = {"source": "samples", "samples": len(state.samples), "trained_tokens": 0}
+        text = f"none of the {len(state.samples)} prepared samples has a trained token"
+    elif (
+        state.kind == "sft"
+        and not state.loss_ever_nonzero
+        and state.leading_zero_logs >= MASKED_LOGS
+        and state.grad_zero == state.grad_seen
+    ):
+        evidence = {"source": "loss", "zero_loss_logs": state.leading_zero_logs,
+                    "grad_norm": 0.0 if state.grad_seen else None}
+        grad = ", grad_norm 0" if state.grad_seen else ""
+        text = f"loss exactly 0{grad} on all {state.leading_zero_logs} logs since the start"
+    else:
+        return None
+    loss_on = state.cfg("data.loss_on")
+    overrides: dict[str, Any] = {}
+    keep = ((state.dataset or {}).get("keep_max_length") or {}).get("p100")
+    if train.get("completion_lost") and keep:
+        overrides["train.max_length"] = int(keep)
+        fix = f"the prompts fill max_length and leave no completion: {flags(overrides)}"
+    elif loss_on in ("completion", "assistant"):
+        fix = (f"the loss is on the {loss_on} only and none is left: check that the chat template marks the "
+               "assistant turn ({% generation %}) and that records have a non-empty completion; "
+               "to train on every token instead: --set data.loss_on=all")
+    else:
+        fix = ("every label is -100: check the collator's response template / completion-only masking "
+               "matches the rendered text, and that completions are not empty or cut by max_length")
+    return Finding("labels-masked", "red", "Nothing is trained: all labels are masked", step,
+                   clean(evidence), text, fix, overrides)
+
+
+def loss_nan(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """Train loss NaN or Inf: the weights are gone, nothing after it counts."""
+    bad = state.loss_nonfinite
+    if not bad:
+        return None
+    if memo.get("count") == len(bad):
+        return memo["finding"]
+    lr = state.lr
+    overrides: dict[str, Any] = {"train.learning_rate": lower_lr(lr, state.finetune)}
+    extra = ""
+    if state.cfg("model.dtype") == "fp16":
+        overrides["model.dtype"] = "bf16"
+        extra = "; fp16 overflows where bf16 does not"
+    evidence = clean({"first_step": bad[0], "count": len(bad), "last_finite_loss": state.loss.values[-1] if len(state.loss) else None,
+                      "learning_rate": lr})
+    text = f"loss is NaN/Inf at step {_steps(bad)}"
+    if len(state.loss):
+        text += f"; last finite loss {num(state.loss.values[-1])}"
+    fix = f"lower the learning rate and keep gradient clipping on: {flags(overrides)}{extra}"
+    finding = Finding("loss-nan", "red", "Train loss is NaN", bad[0], evidence, text, fix, overrides)
+    memo.update(count=len(bad), finding=finding)
+    return finding
+
+
+def grad_nan(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """grad_norm NaN or Inf after warm-up: rare ones are fp16 loss-scale skips, many mean no updates."""
+    bad = state.grad_nonfinite
+    if not bad:
+        return None
+    logs = max(1, state.grad_logs_after_warmup)
+    share = len(bad) / logs
+    persistent = state.grad_nonfinite_run_max >= GRAD_NAN_RUN or (logs >= 20 and share >= GRAD_NAN_SHARE) or bool(state.loss_nonfinite)
+    overrides: dict[str, Any] = {}
+    if persistent:
+        overrides["train.learning_rate"] = lower_lr(state.lr, state.finetune)
+        if state.cfg("model.dtype") in ("fp16", "auto", None):
+            overrides["model.dtype"] = "bf16"
+        fix = f"most updates are skipped or broken: train in bf16 where the GPU has it and lower the learning rate: {flags(overrides)}"
+        severity, title = "red", "grad_norm is NaN/Inf on many steps"
+    else:
+        fix = ("a rare non-finite grad_norm is the fp16 loss scaler skipping a step, harmless; "
+               "if it repeats, train in bf16: --set model.dtype=bf16")
+        severity, title = "info", "grad_norm NaN/Inf on a few steps"
+    evidence = clean({"steps": bad[:20], "count": len(bad), "logs": logs, "share": share,
+                      "longest_run": state.grad_nonfinite_run_max})
+    text = f"grad_norm NaN/Inf on {len(bad)} of {logs} logs (step {_steps(bad)})"
+    return Finding("grad-nan", severity, title, bad[0], evidence, text, fix, overrides)
+
+
+def divergence(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """The loss jumps to several times its level, or climbs far back above its low."""
+    if state.kind == "grpo" or len(state.loss) < WARMUP_LOGS:
+        return memo.get("finding")
+    level, low = state.level, state.low_level
+    # Where the run started: its first log or the level of its first logs, whichever is higher.
+    start = max(state.first_loss or 0.0, state.start_level or 0.0) if state.start_level is not None else None
+    loss = state.loss.values[-1]
+    step = state.loss.steps[-1]
+    if level is None or low is None or start is None or low <= 0:
+        return memo.get("finding")
+    sustained = level >= DIVERGE_RATIO * low and level - low >= DIVERGE_GIVEBACK * max(start - low, 0.0) and level > low
+    prev = state.prev_level
+    jump = (len(state.loss) > WARMUP_LOGS and prev is not None and prev > 0
+            and loss >= JUMP_RATIO * prev and loss >= start)
+    finding = memo.get("finding")
+    if sustained:
+        if finding is not None and finding.severity == "red" and level <= memo["peak"]:
+            return finding
+        memo["peak"] = level
+        evidence = {"kind": "sustained", "low": low, "low_step": state.low_step, "level": level, "level_step": step,
+                    "ratio": level / low, "start": start, "learning_rate": state.lr}
+        text = (f"loss level {num(level)} at step {step}, {num(level / low)}x its low of {num(low)} "
+                f"(step {state.low_step})")
+        severity, title = "red", "Loss diverged"
+    elif jump and (finding is None or finding.severity != "red"):
+        jumps = memo.get("jumps", 0) + 1
+        memo["jumps"] = jumps
+        evidence = {"kind": "jump", "loss": loss, "step": step, "before": prev, "ratio": loss / prev,
+                    "jumps": jumps, "learning_rate": state.lr}
+        text = f"loss jumped to {num(loss)} at step {step}, {num(loss / prev)}x the level before ({num(prev)})"
+        if jumps > 1:
+            text += f"; {jumps} jumps so far"
+        severity, title = "amber", "Loss spiked"
+    else:
+        return finding
+    overrides: dict[str, Any] = {"train.learning_rate": lower_lr(state.lr, state.finetune)}
+    if state.config and not state.cfg("train.warmup_ratio") and not state.cfg("train.warmup_steps"):
+        overrides["train.warmup_ratio"] = 0.05
+    max_norm = state.cfg("train.max_grad_norm")
+    if isinstance(max_norm, (int, float)) and (max_norm <= 0 or max_norm > 1):
+        overrides["train.max_grad_norm"] = 1.0
+    was = f" (was {num(state.lr)})" if state.lr else ""
+    fix = f"learning rate too high{was}: {flags(overrides)}"
+    finding = Finding("divergence", severity, title, step, clean(evidence), text, fix, overrides)
+    memo["finding"] = finding
+    return finding
+
+
+def grad_spike(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """grad_norm far above its running median: a bad batch or the edge of instability."""
+    spikes = state.grad_spikes
+    if not spikes:
+        return None
+    if memo.get("count") == len(spikes):
+        return memo["finding"]
+    step, grad, median = max(spikes, key=lambda s: s[1] / s[2])
+    severity = "amber" if len(spikes) >= SPIKE_AMBER_COUNT else "info"
+    overrides: dict[str, Any] = {}
+    if severity == "amber" and state.lr:
+        overrides["train.learning_rate"] = float(f"{state.lr / 2:.1g}")
+        fix = f"repeated spikes: lower the learning rate, {flags(overrides)}; keep --set train.max_grad_norm=1"
+    else:
+        fix = "gradient clipping (train.max_grad_norm) absorbs an isolated spike; lower --lr if they repeat or the loss jumps with them"
+    evidence = clean({"count": len(spikes), "worst_step": step, "worst_grad_norm": grad, "running_median": median,
+                      "ratio": grad / median, "steps": [s[0] for s in spikes[:20]]})
+    text = f"grad_norm {num(grad)} at step {step}, {num(grad / median)}x its running median {num(median)}"
+    if len(spikes) > 1:
+        text += f"; {len(spikes)} spikes (steps {_steps([s[0] for s in spikes])})"
+    finding = Finding("grad-spike", severity, "grad_norm spikes", spikes[0][0], evidence, text, fix, overrides)
+    memo.update(count=len(spikes), finding=finding)
+    return finding
+
+
+def lr_zero(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """Learning rate 0 on a large share of steps: those steps change nothing."""
+    zeros = state.lr_zero_steps
+    if len(zeros) < 3 or state.n_logs < WARMUP_LOGS:
+        return memo.get("finding")
+    share = len(zeros) / max(1, state.lr_seen)
+    stuck = state.lr_recent_zero >= LR_ZERO_RECENT
+    if not (stuck or (state.lr_seen >= 10 and share >= LR_ZERO_SHARE)):
+        return memo.get("finding")
+    if memo.get("count") == len(zeros):
+        return memo["finding"]
+    configured = number_or_none(state.cfg("train.learning_rate"))
+    if configured == 0 or not state.lr_max:
+        overrides: dict[str, Any] = {"train.learning_rate": 2e-5 if state.finetune == "full" else 2e-4}
+        fix = f"the learning rate is 0: {flags(overrides)}"
+    else:
+        overrides = {"train.warmup_ratio": 0.05}
+        fix = f"the schedule holds the learning rate at 0 (warm-up longer than the run, or a decay that ends early): {flags(overrides)}"
+    evidence = clean({"zero_logs": len(zeros), "logs": state.lr_seen, "share": share, "steps": zeros[:20]})
+    text = f"learning rate 0 on {len(zeros)} of {state.lr_seen} logs ({num(100 * share, 2)}%), step {_steps(zeros)}"
+    finding = Finding("lr-zero", "red", "Learning rate is 0", zeros[0], evidence, text, fix, overrides)
+    memo.update(count=len(zeros), finding=finding)
+    return finding
+
+
+def number_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _eval_improved(state: RunState, from_step: int, to_step: int) -> bool:
+    for eval_set in state.eval_sets.values():
+        inside = [v for s, v in zip(eval_set.steps, eval_set.values) if from_step <= s <= to_step]
+        if len(inside) >= 2 and inside[0] > 0 and (inside[0] - min(inside[1:])) / inside[0] >= PLATEAU_MIN_GAIN:
+            return True
+    return False
+
+
+def plateau(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """No meaningful improvement of the loss (nor of any eval loss) over the last half of the run."""
+    n = len(state.loss)
+    if state.kind == "grpo" or n < PLATEAU_MIN_LOGS or "divergence" in state.raised or "labels-masked" in state.raised:
+        return memo.get("finding")
+    stretch = n // 2
+    s0 = n - stretch
+    block = max(3, stretch // 5)
+    before, after = state.loss.mean(s0, s0 + block), state.loss.mean(n - block, n)
+    from_step, to_step = state.loss.steps[s0], state.loss.steps[-1]
+    total = state.total_steps
+    span = to_step - from_step
+    long_enough = span >= PLATEAU_MIN_STEPS and (span >= PLATEAU_MIN_SHARE * total if total else stretch >= 50)
+    if not long_enough or after < PLATEAU_FLOOR or before <= 0:
+        return memo.get("finding")
+    gain = (before - after) / before
+    if gain >= PLATEAU_MIN_GAIN or _eval_improved(state, from_step, to_step):
+        return memo.get("finding")
+    overrides: dict[str, Any] = {}
+    if state.lr:
+        overrides["train.learning_rate"] = float(f"{state.lr * 2:.1g}")
+    fix = ("if this is as good as it gets, stop earlier and save the time; to learn more, raise the learning rate"
+           + (f": {flags(overrides)}" if overrides else "")
+           + (f", or the adapter's capacity: --lora-r {2 * int(state.cfg('lora.r'))}" if state.cfg("lora.r") and state.finetune in ("lora", "qlora") else ""))
+    evidence = clean({"from_step": from_step, "to_step": to_step, "level_before": before, "level_after": after, "gain": gain})
+    text = f"loss {num(before)} -> {num(after)} from step {from_step} to {to_step} ({num(100 * gain, 2)}% better)"
+    finding = Finding("plateau", "amber", "Loss stopped improving", to_step, evidence, text, fix, overrides)
+    memo["finding"] = finding
+    return finding
+
+
+def memorization(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """Train loss near zero after many epochs: the model recites its (small) training set."""
+    level = state.level
+    if state.kind == "grpo" or level is None or len(state.loss) <= WARMUP_LOGS or "labels-masked" in state.raised:
+        return memo.get("finding")
+    epoch = state.epoch or 0.0
+    latest_eval = [s.values[-1] for s in state.eval_sets.values() if s.values]
+    generalizes = bool(latest_eval) and min(latest_eval) <= MEMO_LOSS
+    if level <= MEMO_LOSS and epoch >= MEMO_EPOCHS and not generalizes:
+        severity, title = "amber", "Memorizing the training set"
+    elif level <= MEMO_ZERO:
+        severity, title = "info", "Train loss reached 0"
+    else:
+        return memo.get("finding")
+    if "first_step" not in memo or memo.get("severity") != severity:
+        memo.update(first_step=state.step, first_epoch=epoch, severity=severity)
+    records = state.plan.get("train_records")
+    overrides: dict[str, Any] = {}
+    if severity == "amber":
+        overrides["train.num_train_epochs"] = max(1, min(3, math.ceil(memo["first_epoch"])))
+        if not state.eval_sets:
+            overrides["data.eval_split"] = 0.1
+        fix = f"fewer passes over the data, and an eval split to see what generalizes: {flags(overrides)}"
+        if records:
+            fix += f"; or more data ({records} records)"
+    else:
+        fix = ("the model predicts every training label; if eval loss is ~0 too, check that the answer "
+               "is not in the input (a leak) or that the task is not trivial")
+    evidence = clean({"level": level, "epoch": epoch, "since_step": memo["first_step"], "since_epoch": memo["first_epoch"],
+                      "train_records": records, "eval_loss": min(latest_eval) if latest_eval else None})
+    text = f"loss level {num(level)} at epoch {num(epoch, 2)} (below {num(MEMO_LOSS if severity == 'amber' else MEMO_ZERO)} since step {memo['first_step']})"
+    if records:
+        text += f", {records} training records"
+    finding = Finding("memorization", severity, title, memo["first_step"], evidence, text, fix, overrides)
+    memo["finding"] = finding
+    return finding
+
+
+def overfitting(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """eval_loss rising over several evaluations while the train loss falls; says where it was best."""
+    worse = []
+    for eval_set in state.eval_sets.values():
+        bi = eval_set.best_index
+        if bi is None or len(eval_set.values) < OVERFIT_PATIENCE + 1:
+            continue
+        since = len(eval_set.values) - 1 - bi
+        best, latest = eval_set.values[bi], eval_set.values[-1]
+        if since < OVERFIT_PATIENCE or latest < best * (1 + OVERFIT_RISE) or latest - best < 1e-6:
+            continue
+        train_then, train_now = eval_set.train_levels[bi], state.level
+        if train_then is not None and train_now is not None and train_now >= train_then:
+            continue  # both rising is divergence, not overfitting
+        worse.append((eval_set, bi, best, latest))
+    if not worse:
+        return memo.get("finding")
+    eval_set, bi, best, latest = max(worse, key=lambda w: w[3] / w[2])
+    best_step = eval_set.steps[bi]
+    best_epoch = eval_set.epochs[bi]
+    key = (tuple(w[0].name for w in worse), best_step, len(eval_set.values))
+    if memo.get("key") == key:
+        return memo["finding"]
+    holder = state.checkpoint_at(best_step)
+    save_steps = state.plan.get("save_steps")
+    if holder:
+        where = f"{holder.replace(chr(92), '/').rstrip('/').split('/')[-1]} holds it"
+    elif state.cfg("train.save_best"):
+        where = "best/ holds it"
+    elif isinstance(save_steps, int) and save_steps > 0 and best_step % save_steps == 0:
+        where = f"checkpoint-{best_step} holds it if it was kept"
+    else:
+        where = f"no checkpoint was saved at step {best_step}"
+    overrides: dict[str, Any] = {}
+    if best_epoch:
+        overrides["train.num_train_epochs"] = max(1, math.ceil(best_epoch))
+    names = ", ".join(w[0].key for w in worse if w[0] is not eval_set)
+    evidence = clean({
+        "sets": {w[0].key: {"best": w[2], "best_step": w[0].steps[w[1]], "latest": w[3], "latest_step": w[0].steps[-1],
+                           "rise": w[3] / w[2] - 1} for w in worse},
+        "best_step": best_step, "best_epoch": best_epoch, "checkpoint": holder,
+        "train_level_at_best": eval_set.train_levels[bi], "train_level_now": state.level,
+    })
+    text = (f"{eval_set.key} lowest {num(best)} at step {best_step}, now {num(latest)} (+{num(100 * (latest / best - 1), 2)}%) "
+            f"while train loss fell; {where}")
+    if len(worse) > 1:
+        text += f"; also rising: {names}"
+    fix = f"use the step-{best_step} model ({where})" + (f", or train {flags(overrides)}" if overrides else "")
+    finding = Finding("overfitting", "amber", "Overfitting: eval loss rising", eval_set.steps[-1], evidence, text, fix, overrides)
+    memo.update(key=key, finding=finding)
+    return finding

@@ -1,0 +1,194 @@
+"""The new-run form's domain: what it shows, how it becomes a config, and how a fix becomes a run.
+
+The form goes through `cockpit run`'s own `build_config` and `check_data`, so a run started here is
+the run `cockpit run` would start with the same choices. No Textual.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cockpit.commands.run import build_config, check_data
+from cockpit.supervisor import CONFIG_FILE, RunHandle, new_run_dir, write_config
+from engine import config as config_mod
+
+# The options users change most, in form order: dotted key -> label.
+FORM_KEYS: dict[str, str] = {
+    "train.num_train_epochs": "epochs",
+    "train.max_steps": "max steps",
+    "train.learning_rate": "learning rate",
+    "train.per_device_train_batch_size": "batch size",
+    "train.gradient_accumulation_steps": "grad accum",
+    "train.max_length": "max length",
+    "data.eval_split": "eval split",
+    "data.loss_on": "loss on",
+    "model.finetune": "fine-tune",
+    "lora.r": "LoRA r",
+}
+# Keys a resumed run may change: the checkpoint's optimizer and scheduler state restore the learning
+# rate and its schedule, and the data order depends on the batch shape, so those need a fresh start.
+RESUMABLE_TRAIN_KEYS = frozenset(
+    {
+        "num_train_epochs",
+        "max_steps",
+        "max_length",
+        "truncation_mode",
+        "logging_steps",
+        "eval_strategy",
+        "eval_steps",
+        "save_strategy",
+        "save_steps",
+        "save_total_limit",
+        "save_best",
+        "max_grad_norm",
+        "report_to",
+        "per_device_eval_batch_size",
+    }
+)
+_KEY_IN_MESSAGE = re.compile(r"'?([a-z_]+\.[a-z_0-9]+)'?")
+
+
+@dataclass
+class RunRequest:
+    """What the form holds: the layers `cockpit run` takes, as text typed by a user."""
+
+    preset: str | None = None
+    config_file: Path | None = None  # a run's config.yaml when the form comes from a finding's fix
+    dataset: str = ""
+    model: str = ""
+    values: dict[str, str] = field(default_factory=dict)  # dotted key -> text, for FORM_KEYS
+    base: dict[str, str] = field(default_factory=dict)  # the same keys as resolved before any edit
+    extra: str = ""  # more section.key=value, space separated
+    resume_from: Path | None = None  # a checkpoint of another run to continue from
+    resume_note: str = ""  # why it resumes, or why it cannot
+
+    def sets(self) -> list[str]:
+        """--set texts: the form's values a user changed, then the extra ones."""
+        out = [f"{k}={v.strip()}" for k, v in self.values.items() if v.strip() and v.strip() != self.base.get(k, "").strip()]
+        return out + self.extra.split()
+
+    def flags(self) -> dict[str, Any]:
+        return {"dataset": self.dataset.strip() or None, "model": self.model.strip() or None}
+
+
+def as_text(value: Any) -> str:
+    """A config value as a user would type it in the form."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def get(cfg: dict[str, Any], dotted: str) -> Any:
+    section, _, key = dotted.partition(".")
+    return (cfg.get(section) or {}).get(key)
+
+
+def resolve(request: RunRequest) -> tuple[dict[str, Any], list[str]]:
+    """The config `cockpit run` would build from the same layers, and the data's warnings.
+
+    Raises engine.config.ConfigError or engine.errors.EngineError, each with a one-line message.
+    """
+    cfg = build_config(request.preset, request.config_file, request.flags(), request.sets())
+    return cfg, check_data(cfg)
+
+
+def for_preset(preset: str | None, config_file: Path | None = None) -> RunRequest:
+    """A request whose fields show what the preset (or config file) resolves to."""
+    request = RunRequest(preset=preset, config_file=config_file)
+    try:
+        cfg = build_config(preset, config_file, {}, [])
+    except config_mod.ConfigError:
+        cfg = config_mod.defaults()
+        if preset:
+            try:
+                cfg = config_mod.merge(cfg, config_mod.load_preset(preset)[0])
+            except config_mod.ConfigError:
+                pass
+    request.dataset = as_text(get(cfg, "data.path"))
+    request.model = as_text(get(cfg, "model.name_or_path"))
+    request.base = {k: as_text(get(cfg, k)) for k in FORM_KEYS}
+    request.values = dict(request.base)
+    return request
+
+
+def key_in_error(message: str) -> str | None:
+    """The form key an error message names, so the form can mark that field."""
+    for match in _KEY_IN_MESSAGE.finditer(message):
+        if match.group(1) in FORM_KEYS:
+            return match.group(1)
+    if "dataset" in message or "data.path" in message:
+        return "data.path"
+    return None
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    folder = Path(run_dir) / "checkpoints"
+    if not folder.is_dir():
+        return None
+    found = [(int(p.name.split("-")[-1]), p) for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return max(found)[1] if found else None
+
+
+def resume_check(old: dict[str, Any], new: dict[str, Any], checkpoint: Path | None) -> tuple[bool, str]:
+    """Whether a new run may continue from `checkpoint` of the old one, and why (one line)."""
+    if checkpoint is None:
+        return False, "starts fresh: the run saved no checkpoint"
+    for section in ("run", "model", "lora", "data", "trl"):
+        a = {k: v for k, v in (old.get(section) or {}).items() if not (section == "run" and k in ("name", "runs_dir"))}
+        b = {k: v for k, v in (new.get(section) or {}).items() if not (section == "run" and k in ("name", "runs_dir"))}
+        if a != b:
+            changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            return False, f"starts fresh: {section}.{changed[0]} changed, the checkpoint was trained otherwise"
+    old_train, new_train = old.get("train") or {}, new.get("train") or {}
+    changed = sorted(k for k in set(old_train) | set(new_train) if old_train.get(k) != new_train.get(k))
+    blocked = [k for k in changed if k not in RESUMABLE_TRAIN_KEYS]
+    if blocked:
+        return False, f"starts fresh: train.{blocked[0]} cannot change on resume (the checkpoint restores the optimizer and schedule)"
+    step = int(checkpoint.name.split("-")[-1])
+    max_steps = new_train.get("max_steps", -1)
+    if isinstance(max_steps, int) and 0 < max_steps <= step:
+        return False, f"starts fresh: {checkpoint.name} is already at or past train.max_steps={max_steps}"
+    return True, f"resumes from {checkpoint.name} (same model and data; only {', '.join(changed) or 'nothing'} changed)"
+
+
+def from_fix(run_dir: Path, overrides: dict[str, Any]) -> RunRequest:
+    """The form for a finding's fix: the run's config.yaml, the overrides applied on top."""
+    run_dir = Path(run_dir)
+    config_file = run_dir / CONFIG_FILE
+    request = for_preset(None, config_file)
+    override_texts = {k: as_text(v) for k, v in overrides.items()}
+    for key, text in override_texts.items():
+        if key in FORM_KEYS:
+            request.values[key] = text
+    request.extra = " ".join(f"{k}={t}" for k, t in override_texts.items() if k not in FORM_KEYS)
+    try:
+        old = config_mod.load_run_config(run_dir)
+        new = build_config(None, config_file, request.flags(), request.sets())
+    except config_mod.ConfigError as exc:
+        request.resume_note = f"starts fresh: {exc}"
+        return request
+    ok, note = resume_check(old, new, last_checkpoint(run_dir))
+    request.resume_from = last_checkpoint(run_dir) if ok else None
+    request.resume_note = note
+    return request
+
+
+def launch(cfg: dict[str, Any], resume_from: Path | None = None, output_dir: Path | None = None) -> RunHandle:
+    """Make the run dir, write its config and start the engine; resume_from is copied in to continue.
+
+    Raises supervisor.RunDirError when the dir cannot be used.
+    """
+    run_dir = new_run_dir(cfg, output_dir)
+    write_config(run_dir, cfg)
+    if resume_from is not None:
+        # The engine resumes from RUN_DIR/checkpoints: the source run's checkpoint is copied there.
+        shutil.copytree(resume_from, run_dir / "checkpoints" / Path(resume_from).name)
+    return RunHandle.start(run_dir, resume=resume_from is not None)

@@ -1,0 +1,27 @@
+"""Reward functions for the `grpo-demo` preset, and an example of your own rewards (--reward FILE:FUNCTION).
+
+A reward gets the prompts, the completions (strings, or lists of one assistant message for chat
+prompts) and every dataset column by name (here `answer`), and returns one float per completion.
+These two give partial credit, so even a random model's groups differ and GRPO has a signal.
+"""
+
+from __future__ import annotations
+
+
+def _text(completion) -> str:
+    return completion if isinstance(completion, str) else "".join(m.get("content") or "" for m in completion)
+
+
+def digit_share(prompts, completions, **kwargs) -> list[float]:
+    """Share of the completion's visible characters that are digits (1.0: nothing but digits)."""
+    out = []
+    for c in completions:
+        chars = [ch for ch in _text(c) if not ch.isspace()]
+        out.append(sum(ch.isdigit() for ch in chars) / len(chars) if chars else 0.0)
+    return out
+
+
+def brevity(prompts, completions, **kwargs) -> list[float]:
+    """1.0 for a completion of at most 2 visible characters, falling to 0 at 20: answer, then stop."""
+    return [max(0.0, min(1.0, (20 - len(_text(c).strip())) / 18)) for c in completions]
+
