@@ -51,15 +51,20 @@ def one_line_error(result) -> str:
     return lines[0]
 
 
-def test_completed_run_exit_0_and_outputs(tmp_path):
-    result = cockpit("run", "--preset", "quick-test", "-o", str(tmp_path / "r"))
+def test_main_command_trains_to_the_end_and_the_loss_falls(tmp_path):
+    """`cockpit run --preset small-dataset`: builtin:tiny on the shipped sample, to the end."""
+    result = cockpit("run", "--preset", "small-dataset", "-o", str(tmp_path / "r"))
     assert result.returncode == 0, result.stderr
-    assert "completed at step 6" in result.stdout
-    assert "step 6/6" in result.stdout and "loss" in result.stdout and "grad_norm" in result.stdout
+    assert "completed at step 60" in result.stdout
+    for word in ("step 60/60", "epoch", "loss", "grad_norm", "lr", "tok/s", "eval_loss"):
+        assert word in result.stdout, word
     run_dir = tmp_path / "r"
-    for name in ("config.yaml", "events.jsonl", "engine.log", "final", "best", "checkpoints"):
+    for name in ("config.yaml", "events.jsonl", "engine.log", "findings.json", "final", "best", "checkpoints"):
         assert (run_dir / name).exists(), name
     events = list(read_events(run_dir / "events.jsonl"))
+    losses = [e["loss"] for e in of_type(events, "metrics")]
+    assert losses[-1] <= 0.6 * losses[0], losses
+    assert not [f for f in json.loads((run_dir / "findings.json").read_text())["findings"] if f["severity"] == "red"]
     types = [e["type"] for e in events]
     assert types[0] == "run_started" and types[-1] == "run_finished"
     for kind in ("status", "dataset", "samples", "metrics", "eval", "memory", "checkpoint"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from cockpit.diagnose import diagnose_events
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "toolcall_sample.jsonl"
