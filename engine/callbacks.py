@@ -6,6 +6,7 @@ their cost measured.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -80,7 +81,17 @@ def _steps_per_epoch(train_records: int, args: Any) -> int:
 class EventsCallback(TrainerCallback):
     """Writes status, metrics, eval, memory and checkpoint events; keeps the best model in best/."""
 
-    def __init__(self, events: Any, run_dir: Path, train_records: int, eval_records: int, save_best: bool, group_size: int = 1):
+    def __init__(
+        self,
+        events: Any,
+        run_dir: Path,
+        train_records: int,
+        eval_records: int,
+        save_best: bool,
+        group_size: int = 1,
+        best_metric: str = "eval_loss",
+        greater_is_better: bool = False,
+    ):
         self.events = events
         self.group_size = group_size  # GRPO: each record is sampled num_generations times per epoch
         self.run_dir = run_dir
@@ -89,7 +100,8 @@ class EventsCallback(TrainerCallback):
         self.save_best = save_best
         self.memory = MemorySampler(_visible_devices())
         self.summary: dict[str, Any] = {}
-        self.best_eval_loss = math.inf
+        self.best_metric, self.greater_is_better = best_metric, greater_is_better
+        self.best_value: float | None = None
         self.best_step: int | None = None
         self._last_tokens: float | None = None
         self._last_time: float | None = None
@@ -142,16 +154,18 @@ class EventsCallback(TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, model=None, processing_class=None, **kwargs):
         if not state.is_world_process_zero or not metrics:
             return
-        loss = metrics.get("eval_loss")
-        if not self.save_best or loss is None or not math.isfinite(loss) or loss >= self.best_eval_loss:
+        value = metrics.get(self.best_metric)
+        if not self.save_best or value is None or not math.isfinite(value):
             return
-        self.best_eval_loss, self.best_step = loss, state.global_step
+        if self.best_value is not None and (value <= self.best_value if self.greater_is_better else value >= self.best_value):
+            return
+        self.best_value, self.best_step = value, state.global_step
         best = self.run_dir / "best"
         if model is not None:
             model.save_pretrained(best)
             if processing_class is not None:
                 processing_class.save_pretrained(best)
-            (best / "cockpit_best.json").write_text(f'{{"step": {state.global_step}, "eval_loss": {loss}}}\n')
+            (best / "cockpit_best.json").write_text(json.dumps({"step": state.global_step, self.best_metric: value}) + "\n")
 
     def on_save(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:

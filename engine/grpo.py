@@ -11,7 +11,6 @@ holds that many prompts times grpo.num_generations completions (TRL counts compl
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -155,30 +154,16 @@ def _callback_classes():
     from transformers import TrainerCallback
 
     class GenerationsCallback(TrainerCallback):
-        """Writes a generations event with each training log, and keeps the best eval reward in best/."""
+        """Writes a generations event with each training log."""
 
-        def __init__(self, events: Any, log: GenerationLog, run_dir: Path, save_best: bool):
-            self.events, self.log, self.run_dir, self.save_best = events, log, run_dir, save_best
-            self.best_reward = -math.inf
-            self.best_step: int | None = None
+        def __init__(self, events: Any, log: GenerationLog):
+            self.events, self.log = events, log
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs or "reward" not in logs or not self.log.fresh:
                 return
             self.events.emit("generations", step=state.global_step, groups=self.log.groups)
             self.log.fresh = False
-
-        def on_evaluate(self, args, state, control, metrics=None, model=None, processing_class=None, **kwargs):
-            reward = (metrics or {}).get("eval_reward")
-            if not state.is_world_process_zero or not self.save_best or reward is None or not math.isfinite(reward) or reward <= self.best_reward:
-                return
-            self.best_reward, self.best_step = reward, state.global_step
-            best = self.run_dir / "best"
-            if model is not None:
-                model.save_pretrained(best)
-                if processing_class is not None:
-                    processing_class.save_pretrained(best)
-                (best / "cockpit_best.json").write_text(json.dumps({"step": state.global_step, "eval_reward": reward}) + "\n")
 
     return GenerationsCallback
 
@@ -251,8 +236,12 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
 
     log = GenerationLog(reward_set.names, reward_set.weights, tags, g["generations_to_log"])
     save_best = cfg["train"]["save_best"] and bool(splits.eval)
-    callback = EventsCallback(events, run_dir, len(splits.train), len(splits.eval), save_best=False, group_size=g["num_generations"])
-    generations = _callback_classes()(events, log, run_dir, save_best)
+    # GRPO has no eval_loss: best/ keeps the highest eval reward.
+    callback = EventsCallback(
+        events, run_dir, len(splits.train), len(splits.eval), save_best, group_size=g["num_generations"],
+        best_metric="eval_reward", greater_is_better=True,
+    )
+    generations = _callback_classes()(events, log)
     trainer = _trainer_class()(
         model=model,
         reward_funcs=reward_set.funcs,
@@ -268,7 +257,7 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
     trainer.train(resume_from_checkpoint=checkpoint)
     step = trainer.state.global_step
     outputs: dict[str, Any] = {"checkpoints": str(run_dir / "checkpoints")}
-    if generations.best_step is not None:
+    if callback.best_step is not None:
         outputs["best"] = str(run_dir / "best")
     result = {"step": step, "total_steps": trainer.state.max_steps, "metrics": callback.summary, "outputs": outputs}
     if flag.stop:

@@ -202,6 +202,11 @@ def test_loss_nan():
     found = codes([started(), plan()] + metrics([2.0, 1.9, "NaN"]))["loss-nan"]
     assert found.severity == "red" and found.first_step == 30 and found.overrides["train.learning_rate"] == 5e-5
     assert "loss-nan" not in codes([started(), plan()] + metrics([2.0, 1.9, 1.8]))
+    # NaN weights: some trainers then report a loss of exactly 0 beside a NaN grad_norm.
+    nan = float("nan")
+    found = codes([started(), plan()] + metrics([7.5, 8.0, 6.8, 9.5] + [0.0] * 10, grads=[2.3, 124.0, 7e12] + [nan] * 11))
+    assert found["loss-nan"].first_step == 50 and "weights are NaN" in found["loss-nan"].evidence_text
+    assert "memorization" not in found
 
 
 def test_grad_nan():

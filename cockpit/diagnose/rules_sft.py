@@ -95,8 +95,10 @@ def labels_masked(state: RunState, memo: dict[str, Any]) -> Finding | None:
 
 
 def loss_nan(state: RunState, memo: dict[str, Any]) -> Finding | None:
-    """Train loss NaN or Inf: the weights are gone, nothing after it counts."""
-    bad = state.loss_nonfinite
+    """Train loss NaN or Inf (or a loss of exactly 0 next to a NaN grad_norm, after a real loss):
+    the weights are gone, nothing after it counts."""
+    broken = state.loss_broken if len(state.loss_broken) >= 2 else []
+    bad = sorted(state.loss_nonfinite + broken)
     if not bad:
         return None
     if memo.get("count") == len(bad):
@@ -110,7 +112,9 @@ def loss_nan(state: RunState, memo: dict[str, Any]) -> Finding | None:
     evidence = clean({"first_step": bad[0], "count": len(bad), "last_finite_loss": state.loss.values[-1] if len(state.loss) else None,
                       "learning_rate": lr})
     text = f"loss is NaN/Inf at step {_steps(bad)}"
-    if len(state.loss):
+    if broken and not state.loss_nonfinite:
+        text = f"loss reads 0 with a NaN grad_norm at step {_steps(bad)}: the weights are NaN"
+    elif len(state.loss):
         text += f"; last finite loss {num(state.loss.values[-1])}"
     fix = f"lower the learning rate and keep gradient clipping on: {flags(overrides)}{extra}"
     finding = Finding("loss-nan", "red", "Train loss is NaN", bad[0], evidence, text, fix, overrides)
@@ -288,7 +292,8 @@ def plateau(state: RunState, memo: dict[str, Any]) -> Finding | None:
 def memorization(state: RunState, memo: dict[str, Any]) -> Finding | None:
     """Train loss near zero after many epochs: the model recites its (small) training set."""
     level = state.level
-    if state.kind == "grpo" or level is None or len(state.loss) <= WARMUP_LOGS or "labels-masked" in state.raised:
+    if (state.kind == "grpo" or level is None or len(state.loss) <= WARMUP_LOGS or "labels-masked" in state.raised
+            or state.loss_broken or state.loss_nonfinite):
         return memo.get("finding")
     epoch = state.epoch or 0.0
     latest_eval = [s.values[-1] for s in state.eval_sets.values() if s.values]

@@ -159,6 +159,7 @@ class RunState:
         self.loss = Series()
         self.loss_window = Window(SMOOTH_LOGS)
         self.loss_nonfinite: list[int] = []
+        self.loss_broken: list[int] = []  # logs whose loss reads exactly 0 while grad_norm is NaN/Inf
         self.first_loss: float | None = None
         self.start_level: float | None = None  # loss level over the first SMOOTH_LOGS logs
         self.level: float | None = None  # current loss level (median of the last SMOOTH_LOGS)
@@ -335,6 +336,9 @@ class RunState:
                 if after_warmup and len(self.grad_window) >= WARMUP_LOGS and median and grad >= 10 * median:
                     self.grad_spikes.append((step, grad, median))
                 self.grad_window.push(grad)
+
+        if loss == 0 and grad is not None and not math.isfinite(grad) and self.loss_ever_nonzero:
+            self.loss_broken.append(step)  # NaN weights: some trainers report such a loss as 0
 
         lr = number(logs.get("learning_rate"))
         if lr is not None and math.isfinite(lr):
