@@ -52,6 +52,14 @@ def _check_chat_template(cfg: dict[str, Any], tokenizer: Any, splits: data_loade
     return splits
 
 
+def lint_warnings(cfg: dict[str, Any]) -> list[str]:
+    """What `cockpit lint` warns about in the run's data (its structure checks; tokens are counted by preflight)."""
+    from engine import lint
+
+    options = {**lint.options_from_config(cfg), "max_length": None}
+    return [f.line() for path in filter(None, (cfg["data"]["path"], cfg["data"]["eval_path"])) for f in lint.lint_file(path, **options).warnings]
+
+
 def preflight(cfg: dict[str, Any], tokenizer: Any, splits: data_loader.Splits) -> dict[str, Any]:
     """Token lengths of every split, checked against max_length before any model loads."""
     max_length = cfg["train"]["max_length"]
@@ -132,7 +140,7 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
         loss_on=cfg["data"]["loss_on"],
         splits=report,
         keep_max_length=report.get("train", {}).get("keep_max_length"),
-        warnings=splits.warnings,
+        warnings=splits.warnings + lint_warnings(cfg),
         has_chat_template=bool(tokenizer.chat_template),
         chat_template_ok=True,
     )

@@ -134,3 +134,12 @@ def test_completions_cut_away_fail_before_training(run_engine):
     assert error["kind"] == "data" and "\n" not in error["message"]
     assert "llamafactory_glaive_toolcall_en_demo.json" in error["message"] and "--max-length" in error["message"]
     assert not of_type(events, "metrics")
+
+
+def test_lint_warnings_are_recorded_in_the_dataset_event(tmp_path, run_engine):
+    rows = _rows("prompt-completion")
+    path = _jsonl(tmp_path / "dups.jsonl", rows + rows[:2])
+    code, events, _ = run_engine(sets=[f"data.path={path}", "data.eval_split=0.25", "train.max_steps=1"])
+    assert code == 0
+    warnings = of_type(events, "dataset")[0]["warnings"]
+    assert any(w.startswith("duplicate:") and "dups.jsonl:" in w for w in warnings), warnings
