@@ -24,7 +24,7 @@ def preflight(cfg: dict[str, Any], tokenizer: Any, splits: Any) -> dict[str, Any
     """Prompt token lengths per split; prompts over grpo.max_prompt_length are dropped and counted."""
     limit = cfg["grpo"]["max_prompt_length"]
     report: dict[str, Any] = {}
-    from engine.tokens import _stats
+    from engine.tokens import stats
 
     for name in ("train", "eval"):
         rows = getattr(splits, name)
@@ -46,7 +46,7 @@ def preflight(cfg: dict[str, Any], tokenizer: Any, splits: Any) -> dict[str, Any
             "truncated": 0,
             "completion_lost": 0,
             "with_answer": sum(1 for r in kept if r["answer"]),
-            "tokens": {"prompt": _stats(lengths)},
+            "tokens": {"prompt": stats(lengths)},
         }
         if dropped:
             splits.warnings.append(f"{dropped} {name} prompt(s) longer than {limit} tokens dropped; raise grpo.max_prompt_length to keep them")

@@ -19,6 +19,7 @@ from engine.data import ABSENT, SPLITS, check_options, file_kind, iter_records, 
 from engine.formats import (
     DataError, RecordError, Skip, detect_format, normalize_record, unescape_template,
 )
+from engine.tokens import percentile, stats
 
 MAX_PLACES = 5
 TOKEN_BATCH = 256
@@ -240,20 +241,6 @@ def lint_file(path, *, format: str = "auto", split_field: str | None = "metadata
 
 def _family(fmt: str) -> str:
     return "messages" if fmt == "messages-parts" else fmt
-
-
-def _stats(values) -> dict[str, int]:
-    if not values:
-        return {"min": 0, "median": 0, "p95": 0, "max": 0}
-    s = sorted(values)
-    return {"min": s[0], "median": s[len(s) // 2], "p95": s[min(len(s) - 1, int(len(s) * 0.95))],
-            "max": s[-1]}
-
-
-def _percentile(sorted_values, q: float) -> int:
-    if not sorted_values:
-        return 0
-    return sorted_values[min(len(sorted_values) - 1, max(0, round(q * len(sorted_values)) - 1))]
 
 
 def _histogram(values, bins: int = 10) -> list[list[int]]:
@@ -681,9 +668,9 @@ class Linter:
 
     def length_findings(self) -> None:
         totals = [p + c for p, c in zip(self.prompt_len, self.completion_len)]
-        self.report.stats["lengths"] = {"unit": "characters", "prompt": _stats(self.prompt_len),
-                                        "completion": _stats(self.completion_len),
-                                        "total": _stats(totals)}
+        self.report.stats["lengths"] = {"unit": "characters", "prompt": stats(self.prompt_len),
+                                        "completion": stats(self.completion_len),
+                                        "total": stats(totals)}
         self.report.stats["histogram"] = _histogram(totals)
         if len(totals) < 20:
             return
@@ -703,10 +690,10 @@ class Linter:
         trunc = [n for n, t in zip(self.tok_lines, total) if t > ml]
         lost = [n for n, p in zip(self.tok_lines, prompt) if p >= ml]
         s_total = sorted(total)
-        keep = {"p100": s_total[-1] if s_total else 0, "p99": _percentile(s_total, 0.99)}
+        keep = {"p100": s_total[-1] if s_total else 0, "p99": percentile(s_total, 0.99)}
         self.report.stats["tokens"] = {
-            "max_length": ml, "prompt": _stats(prompt), "completion": _stats(completion),
-            "total": _stats(total), "truncated": len(trunc), "completion_lost": len(lost),
+            "max_length": ml, "prompt": stats(prompt), "completion": stats(completion),
+            "total": stats(total), "truncated": len(trunc), "completion_lost": len(lost),
             "keep_max_length": keep}
         self.report.stats["histogram"] = _histogram(total)
         self.report.stats["lengths"]["unit"] = "characters"

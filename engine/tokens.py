@@ -38,7 +38,8 @@ def render(row: dict[str, Any], tokenizer: Any) -> tuple[str, str]:
     return prompt, full
 
 
-def _stats(values: list[int]) -> dict[str, int]:
+def stats(values: list[int]) -> dict[str, int]:
+    """min, median, p95 and max of token (or character) lengths."""
     if not values:
         return {"min": 0, "median": 0, "p95": 0, "max": 0}
     s = sorted(values)
@@ -46,6 +47,7 @@ def _stats(values: list[int]) -> dict[str, int]:
 
 
 def percentile(values: list[int], q: float) -> int:
+    """The q-quantile of the lengths (nearest rank)."""
     if not values:
         return 0
     s = sorted(values)
@@ -101,7 +103,7 @@ def length_report(prompt_lens: list[int], total_lens: list[int], max_length: int
         lost = 0
     return {
         "records": len(total_lens),
-        "tokens": {"prompt": _stats(prompt_lens), "completion": _stats(completion_lens), "total": _stats(total_lens)},
+        "tokens": {"prompt": stats(prompt_lens), "completion": stats(completion_lens), "total": stats(total_lens)},
         "truncated": truncated,
         "completion_lost": lost,
         "keep_max_length": {"p100": max(total_lens, default=0), "p99": percentile(total_lens, 0.99)},
