@@ -134,6 +134,36 @@ def _render_event(event: dict[str, Any], console: Console) -> None:
         console.print(f"[dim]checkpoint saved: {event.get('path')}[/]", highlight=False)
 
 
+def _gib(mb: Any) -> str:
+    return f"{mb / 1024:.1f} GiB" if isinstance(mb, (int, float)) else "?"
+
+
+def memory_lines(report: dict[str, Any] | None, estimate: dict[str, Any] | None = None) -> list[str]:
+    """The end-of-run memory report: GPU, total, reserved at the start, peak, what training added;
+    and how close the pre-run estimate came (its allocated bytes against torch's peak allocated)."""
+    if not report:
+        return []
+    ranks = report.get("ranks") or []
+    if report.get("device") == "cpu":
+        peaks = [r.get("peak_rss_mb") for r in ranks if isinstance(r.get("peak_rss_mb"), (int, float))]
+        if len(peaks) > 1:
+            return [f"memory: no GPU; {len(peaks)} processes, peak RSS {', '.join(_gib(p) for p in peaks)}"]
+        return [f"memory: no GPU; peak RSS {_gib(report.get('peak_rss_mb'))}"]
+    lines = [
+        f"memory: {report.get('device')}, {_gib(report.get('total_mb'))}; {_gib(report.get('start_reserved_mb'))} reserved at the start, "
+        f"peak {_gib(report.get('peak_reserved_mb'))} ({report.get('peak_pct')}%), training added {_gib(report.get('training_mb'))} "
+        f"({report.get('training_pct')}%)"
+    ]
+    rank_peaks = [r.get("peak_reserved_mb") for r in ranks if isinstance(r.get("peak_reserved_mb"), (int, float))]
+    if len(rank_peaks) > 1:
+        lines.append(f"  peak per GPU (rank 0..{len(rank_peaks) - 1}): {', '.join(_gib(p) for p in rank_peaks)}")
+    predicted, measured = (estimate or {}).get("allocated_bytes"), report.get("peak_allocated_mb")
+    if isinstance(predicted, (int, float)) and isinstance(measured, (int, float)) and measured > 0:
+        ratio = predicted / (measured * 2**20)
+        lines.append(f"  estimate {_gib(predicted / 2**20)} allocated vs measured peak {_gib(measured)}: {ratio:.2f}x")
+    return lines
+
+
 SEVERITY_STYLE = {"red": "bold red", "amber": "yellow", "info": "cyan"}
 
 

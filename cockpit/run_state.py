@@ -31,6 +31,7 @@ class RunState:
     dataset: dict[str, Any] | None = None
     samples: list[dict[str, Any]] = field(default_factory=list)
     memory: dict[str, Any] | None = None
+    estimate: dict[str, Any] | None = None
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
     finished: dict[str, Any] | None = None
@@ -72,6 +73,8 @@ class RunState:
             self.eval = event
         elif kind == "memory":
             self.memory = event
+        elif kind == "estimate":
+            self.estimate = event
         elif kind == "checkpoint":
             self.checkpoints.append(event)
         elif kind == "error":

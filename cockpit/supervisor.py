@@ -51,9 +51,21 @@ def write_config(run_dir: Path, cfg: dict[str, Any]) -> None:
     (run_dir / CONFIG_FILE).write_text(config_mod.dump(cfg), encoding="utf-8")
 
 
-def engine_command(run_dir: Path, resume: bool = False) -> list[str]:
-    cmd = [sys.executable, "-m", "engine", str(run_dir)]
-    return cmd + ["--resume"] if resume else cmd
+# torchrun options that say where the other machines are; without them the run is one machine's.
+MULTI_NODE_OPTIONS = ("--nnodes", "--rdzv-endpoint", "--rdzv_endpoint", "--master-addr", "--master_addr", "--node-rank", "--node_rank")
+
+
+def engine_command(run_dir: Path, resume: bool = False, cfg: dict[str, Any] | None = None) -> list[str]:
+    """`python -m engine RUN_DIR`, under torchrun with one process per GPU when run.gpus > 1."""
+    run = (cfg or {}).get("run", {})
+    gpus = run.get("gpus", 1)
+    engine = ["-m", "engine", str(run_dir)] + (["--resume"] if resume else [])
+    if gpus <= 1:
+        return [sys.executable, *engine]
+    launcher = [str(a) for a in run.get("launcher_args") or []]
+    if not any(a.split("=")[0] in MULTI_NODE_OPTIONS for a in launcher):
+        launcher.insert(0, "--standalone")  # one machine: torchrun picks a free port itself
+    return [sys.executable, "-m", "torch.distributed.run", *launcher, f"--nproc-per-node={gpus}", *engine]
 
 
 @dataclass
@@ -65,6 +77,7 @@ class RunHandle:
     pid: int | None = None
     tail: EventTail = field(init=False)
     finished: dict[str, Any] | None = None
+    engine_pid: int | None = None  # the engine's own pid (rank 0's under torchrun), from run_started
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -74,11 +87,16 @@ class RunHandle:
     def start(cls, run_dir: Path, resume: bool = False, env: dict[str, str] | None = None) -> RunHandle:
         """Spawn the engine in its own process group, its output appended to engine.log."""
         run_dir = Path(run_dir).resolve()
+        cfg = config_mod.load_run_config(run_dir)
         log = open(run_dir / LOG_FILE, "ab")
         child_env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false", **(env or {})}
+        gpus = cfg["run"]["gpus"]
+        if gpus > 1 and "OMP_NUM_THREADS" not in child_env:
+            # torchrun would set 1 and warn; share the cores instead.
+            child_env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // gpus))
         # The engine must not take the terminal's Ctrl-C: the cockpit asks it to stop with a checkpoint.
         process = subprocess.Popen(
-            engine_command(run_dir, resume),
+            engine_command(run_dir, resume, cfg),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -102,7 +120,7 @@ class RunHandle:
                     pid, handle.finished = event.get("pid"), None
                 elif event.get("type") == "run_finished":
                     handle.finished = event
-        handle.pid = pid
+        handle.pid = handle.engine_pid = pid
         return handle
 
     def read_events(self) -> list[dict[str, Any]]:
@@ -110,6 +128,8 @@ class RunHandle:
         for event in events:
             if event.get("type") == "run_finished":
                 self.finished = event
+            elif event.get("type") == "run_started":
+                self.engine_pid = event.get("pid")
         return events
 
     def is_running(self) -> bool:
@@ -132,20 +152,41 @@ class RunHandle:
         self._send("save")
 
     def request_stop(self) -> None:
-        """Stop after the current step, with a checkpoint; also signalled, for a run still loading."""
+        """Stop after the current step, with a checkpoint; also signalled, for a run still loading.
+
+        The signal goes to the engine (rank 0 under torchrun, which passes the request to the other
+        ranks at the next step), never to torchrun itself: torchrun would kill the ranks before they save.
+        """
         self._send("stop")
-        if self.pid and self.is_running():
+        target = self.engine_pid or (self.pid if self._single_process() else None)
+        if target and self.is_running():
             try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
+                os.kill(target, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
                 pass
 
+    def _single_process(self) -> bool:
+        try:
+            return config_mod.load_run_config(self.run_dir)["run"]["gpus"] <= 1
+        except (config_mod.ConfigError, OSError):
+            return True
+
     def kill(self) -> None:
-        """The last resort when a stop is not honoured: the whole process group goes."""
-        if self.pid and self.is_running():
+        """The last resort when a stop is not honoured: the engine and every process it started go
+        (torchrun puts each rank in a session of its own, so a process group is not enough)."""
+        if not (self.pid and self.is_running()):
+            return
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        for proc in procs:
             try:
-                os.killpg(os.getpgid(self.pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+                proc.kill()
+            except psutil.Error:
                 pass
 
     def wait(self, timeout: float | None = None) -> int | None:

@@ -33,10 +33,9 @@ def _versions() -> dict[str, str]:
 
 
 def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    name = type(exc).__name__
-    return name == "OutOfMemoryError" or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+    from engine import oom
+
+    return oom.is_oom(exc)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -51,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run_dir: Path = args.run_dir.resolve()
 
-    rank = int(os.environ.get("RANK", "0"))
-    events = EventWriter(run_dir / EVENTS_FILE) if rank == 0 else NullWriter()
+    from engine import distributed
+
+    # Under torchrun only rank 0 writes events (the others would repeat every line).
+    events = EventWriter(run_dir / EVENTS_FILE) if distributed.is_main() else NullWriter()
     started = time.time()
 
     def finish(status: str, step: int | None = None, **payload) -> None:
@@ -79,12 +80,20 @@ def main(argv: list[str] | None = None) -> int:
         run_dir=str(run_dir),
         resumed=args.resume,
         pid=os.getpid(),
-        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        world_size=distributed.world_size(),
     )
+    # The memory estimate as the run starts it, for the end-of-run comparison with the measured peak.
+    try:
+        from engine import estimate
+
+        events.emit("estimate", **estimate.estimate(cfg).payload())
+    except Exception:  # advisory: a bug in the estimate must not stop a run; its traceback goes to engine.log
+        traceback.print_exc()
     step = None
     try:
         from engine import gpu
 
+        distributed.check(cfg)
         precision = gpu.pick_precision(cfg["model"]["dtype"])
         devices = gpu.devices()
         if precision == "fp16" and not devices:
@@ -112,12 +121,25 @@ def main(argv: list[str] | None = None) -> int:
         kind = "oom" if _is_oom(exc) else "crash"
         if isinstance(exc, KeyboardInterrupt):
             kind = "crash"
-        events.emit("error", step=step, kind=kind, message=_one_line(exc), traceback=tail)
+        from engine import oom
+
+        # The step and batch in flight and, out of memory, the memory then (the failed step's tensors freed after).
+        where = oom.failure(exc, kind == "oom")
+        writer = events
+        if not distributed.is_main():
+            # One rank can fail alone (its GPU full): it reports its own error, or nobody would;
+            # how the run finished stays rank 0's to say.
+            writer, where["rank"] = EventWriter(run_dir / EVENTS_FILE), distributed.rank()
+        writer.emit("error", step=where.pop("step", step), kind=kind, message=_one_line(exc), traceback=tail, **where)
+        if writer is not events:
+            writer.close()
         finish("failed")
         return EXIT["failed"]
     step = result.pop("step", None)
     status = result.pop("status")
     finish(status, step=step, **result)
+    if status == "stopped" and distributed.world_size() > 1:
+        return EXIT["completed"]  # torchrun reports any other code as a failed worker; run_finished says stopped
     return EXIT[status]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from engine import distributed
 from engine.gpu import MemorySampler
 
 CONTROL_FILE = "control"
@@ -63,6 +64,8 @@ class ControlCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         self.flag.poll()
+        # Every rank must stop (and save) at the same step, whichever rank saw the request.
+        self.flag.stop, self.flag.save = distributed.agree(self.flag.stop, self.flag.save)
         if self.flag.save:
             control.should_save = True
             self.flag.save = False
@@ -100,6 +103,8 @@ class EventsCallback(TrainerCallback):
         self.save_best = save_best
         self.memory = MemorySampler(_visible_devices())
         self.summary: dict[str, Any] = {}
+        self.memory_report: dict[str, Any] = {}
+        self.trainer: Any = None  # set once the trainer exists: best/ of a sharded model is saved through it
         self.best_metric, self.greater_is_better = best_metric, greater_is_better
         self.best_value: float | None = None
         self.best_step: int | None = None
@@ -107,8 +112,10 @@ class EventsCallback(TrainerCallback):
         self._last_time: float | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
+        self.memory.mark_start()  # the model is loaded: what training adds is measured from here
         if not state.is_world_process_zero:
             return
+        self.events.emit("memory", step=state.global_step, phase="start", **self.memory.snapshot())
         eval_enabled = args.eval_strategy != "no"
         self.events.emit(
             "status",
@@ -129,6 +136,9 @@ class EventsCallback(TrainerCallback):
         self._last_time = time.time()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        # Every rank logs the same training metrics at the same step: the one place to collect
+        # each rank's own torch peaks (rank 0 sees only its GPU's).
+        ranks = distributed.gather(self.memory.own()) if logs and "loss" in logs and args.world_size > 1 else None
         if not state.is_world_process_zero or not logs:
             return
         step = state.global_step
@@ -149,10 +159,17 @@ class EventsCallback(TrainerCallback):
         self._last_time = now
         payload["total_steps"] = state.max_steps
         self.events.emit("metrics", step=step, **payload)
-        self.events.emit("memory", step=step, **self.memory.snapshot())
+        self.events.emit("memory", step=step, **self.memory.snapshot(ranks))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        peaks = distributed.gather(self.memory.own()) if args.world_size > 1 else None
+        if state.is_world_process_zero:
+            self.memory_report = self.memory.report(peaks)
 
     def on_evaluate(self, args, state, control, metrics=None, model=None, processing_class=None, **kwargs):
-        if not state.is_world_process_zero or not metrics:
+        # Every rank decides (eval metrics are already gathered, so they agree): sharded weights
+        # (fsdp, ZeRO-3) can only be saved by all ranks together.
+        if not metrics:
             return
         value = metrics.get(self.best_metric)
         if not self.save_best or value is None or not math.isfinite(value):
@@ -161,10 +178,13 @@ class EventsCallback(TrainerCallback):
             return
         self.best_value, self.best_step = value, state.global_step
         best = self.run_dir / "best"
-        if model is not None:
+        if self.trainer is not None and args.world_size > 1:
+            self.trainer.save_model(str(best))  # collective; writes on rank 0 only
+        elif model is not None and state.is_world_process_zero:
             model.save_pretrained(best)
             if processing_class is not None:
                 processing_class.save_pretrained(best)
+        if state.is_world_process_zero:
             (best / "cockpit_best.json").write_text(json.dumps({"step": state.global_step, self.best_metric: value}) + "\n")
 
     def on_save(self, args, state, control, **kwargs):
@@ -178,7 +198,8 @@ def _visible_devices() -> list[int] | None:
     """The GPUs this process may use, as NVML indices (CUDA_VISIBLE_DEVICES when it lists numbers)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if not visible:
-        return None
+        # torchrun gives local rank i GPU i: a job on 2 of 8 GPUs reports those 2.
+        return list(range(distributed.local_world_size())) if distributed.world_size() > 1 else None
     try:
         return [int(v) for v in visible.split(",") if v.strip()]
     except ValueError:  # UUIDs: sample every device rather than guess

@@ -37,6 +37,21 @@ class RunSection:
     type: Literal["sft", "grpo"] = _doc("What to train: supervised fine-tuning or GRPO.", default="sft")
     name: str | None = _doc("Run name; the run dir is runs/<name>-<timestamp>. Defaults to the preset.", default=None)
     runs_dir: str = _doc("Where new run dirs are made.", default="runs")
+    gpus: int = _doc(
+        "Processes to train with, one per GPU (--gpus); more than 1 launches the engine under torchrun. "
+        "On a machine without CUDA they are CPU processes talking over gloo.",
+        default=1,
+    )
+    distributed: Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = _doc(
+        "How several processes share the model (--distributed): ddp copies it to every GPU; fsdp and "
+        "deepspeed-zero3 shard weights, gradients and optimizer states; deepspeed-zero2 shards gradients and optimizer states.",
+        default="ddp",
+    )
+    launcher_args: list[str] = _doc(
+        "Extra torchrun options, for several machines: [--nnodes=2, --node-rank=0, --master-addr=HOST, --master-port=29500] "
+        "(run the same command on every machine with its own --node-rank).",
+        default_factory=list,
+    )
 
 
 @dataclass
@@ -98,9 +113,18 @@ class TrainSection:
     save_total_limit: int | None = _doc("Keep at most this many checkpoints (the best is kept too).", default=3)
     save_best: bool = _doc("Keep the model with the lowest eval_loss in best/.", default=True)
     seed: int = _doc("Seed for data order, dropout and the eval split.", default=42)
-    optim: str = _doc("Optimizer: adamw_torch, adamw_8bit (bitsandbytes), paged_adamw_8bit, ...", default="adamw_torch")
+    optim: str = _doc(
+        "Optimizer, a name of transformers' OptimizerNames (--optim): adamw_torch; adamw_8bit or paged_adamw_8bit keep "
+        "its states in 8 bits, a quarter of the memory (bitsandbytes, CUDA; the usual pick with QLoRA).",
+        default="adamw_torch",
+    )
     gradient_checkpointing: bool = _doc("Recompute activations to save memory.", default=False)
     packing: bool = _doc("Pack several examples into one sequence of max_length.", default=False)
+    longest_first: bool = _doc(
+        "Train the first optimizer step on the longest examples, the rest in the usual shuffled order (--longest-first): "
+        "a run whose longest batch does not fit in memory fails in its first minute, not after an hour. SFT without packing.",
+        default=False,
+    )
     report_to: str | list[str] = _doc("Trackers: none, tensorboard, wandb, trackio (events.jsonl is written whatever this says).", default="none")
 
 
@@ -401,6 +425,16 @@ def check_grpo(cfg: dict[str, dict[str, Any]]) -> None:
         raise ConfigError("grpo.rewards is empty: name at least one reward, e.g. --set 'grpo.rewards={correctness: 1.0}', or add --reward file.py:function")
 
 
+def check_train(cfg: dict[str, dict[str, Any]]) -> None:
+    """The train section's cross-field rules."""
+    t = cfg["train"]
+    if t.get("longest_first") and t.get("packing"):
+        raise ConfigError("train.longest_first does nothing with train.packing=true (every packed sequence is max_length long); drop one of them")
+    if t.get("longest_first") and cfg["run"]["type"] == "grpo":
+        raise ConfigError("train.longest_first is for SFT: a GRPO batch's length comes from the completions it generates; "
+                          "drop --longest-first (grpo.max_completion_length bounds that length)")
+
+
 # ---- presets ---------------------------------------------------------------------------------
 
 
@@ -505,6 +539,9 @@ def check_consistency(cfg: dict[str, dict[str, Any]]) -> None:
     if train["num_train_epochs"] <= 0 and train["max_steps"] <= 0:
         raise ConfigError("train.num_train_epochs must be > 0 (or set train.max_steps)")
     check_grpo(cfg)
+    check_train(cfg)
+    if cfg["run"]["gpus"] < 1:
+        raise ConfigError(f"run.gpus must be at least 1, got {cfg['run']['gpus']}; e.g. --gpus 2")
     if cfg["model"]["finetune"] == "full" and cfg["lora"] != defaults()["lora"]:
         pass  # lora settings are simply unused with full fine-tuning
 

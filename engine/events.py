@@ -10,6 +10,16 @@ Payloads (keys beyond these may appear; readers ignore what they don't know):
 - run_started: config (the resolved config, secrets redacted), versions {python, torch, transformers,
   trl, peft}, devices [{index, name, total_mb}] (empty on CPU), run_dir, resumed_from (checkpoint
   path or null), pid, world_size
+- estimate: the memory estimate made before the model loads (engine/estimate.py): verdict ("fits",
+  "tight", "will_not_fit", "no_gpu", "unknown"), line (the one-line text), total_bytes and total_gib
+  per GPU (on the CPU: the process), allocated_bytes (total less the CUDA context and fragmentation
+  overhead: compare with torch's peak allocated; total_bytes with NVML's used), components {weights,
+  weight_copies, reference_model, adapter, gradients, optimizer, activations, optimizer_step,
+  generation, overhead} in bytes, activations_checkpointing_other, device ("gpu" or "cpu"), gpus
+  [{index, name, total_mb, used_mb, bf16}], capacity_bytes, fix {text, overrides, cli, total_bytes}
+  or null, assumptions {source, params, trainable_params, finetune, precision, weights_dtype,
+  gradient_checkpointing, batch, sequences, seq_len, tokens, optimizer, gpus, distributed, ...},
+  notes [str], reason (why the size is unknown) or null
 - status: phase ("preparing data", "loading model", "training", "evaluating", "saving"), message;
   the "training" status also carries plan {total_steps, num_epochs, steps_per_epoch,
   train_records, eval_records, effective_batch_size, eval_enabled}
@@ -27,7 +37,15 @@ Payloads (keys beyond these may appear; readers ignore what they don't know):
   process {rss_mb}
 - generations: groups [{prompt, completions [{text, rewards {fn: value}, total, clipped}]}]
 - checkpoint: path, step
-- error: kind (oom, data, config, crash), message (one line for the user), traceback (tail), step
+- error: kind (oom, data, config, crash), message (one line for the user), traceback (tail), step (the
+  optimizer steps completed when it failed: 0 is the first step; null before training). Once training
+  has started: batch {size, seq_len, tokens, phase} of the micro-batch in flight (phase train, eval or
+  generation; seq_len null while GRPO generates; tokens without padding where a mask says so). Kind oom
+  adds memory at the time: device ("cuda:N" or "cpu"), used_mb, total_mb (the headline: the fullest
+  GPU; on CPU the address space against its limit where `ulimit -v` set one, else RSS against RAM),
+  tried_mb (what the failed allocation asked for), cuda [{index, allocated_mb, reserved_mb,
+  peak_allocated_mb, peak_reserved_mb, free_mb, total_mb, used_mb}] (each GPU the process holds),
+  process {rss_mb, peak_rss_mb, vm_mb}, host {total_mb, available_mb}, limit {name, mb} (where set)
 - run_finished: status (completed, stopped, failed), step, total_steps, metrics (final train
   metrics), outputs {final, best, checkpoints}, runtime_s
 """
@@ -48,6 +66,7 @@ EVENTS_FILE = "events.jsonl"
 # In run order. Readers must accept types not listed here.
 TYPES = (
     "run_started",  # config, versions, devices
+    "estimate",  # memory estimate before the model loads: per-GPU total, parts, verdict, fix
     "status",  # phase: loading model, preparing data, training, evaluating, saving
     "dataset",  # per split: records, format, token length stats, truncated/dropped and why
     "samples",  # prepared training examples as segments {text, trained}

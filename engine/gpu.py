@@ -22,6 +22,15 @@ def _rss_mb() -> float:
         return 0.0
 
 
+def _peak_rss_mb() -> float:
+    """The process's peak resident memory (Linux reports ru_maxrss in KiB, macOS in bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
 class MemorySampler:
     """Reads memory for the GPUs this process uses; on a machine without NVML or a GPU, RSS only."""
 
@@ -79,9 +88,54 @@ class MemorySampler:
             "peak_reserved_mb": round(torch.cuda.max_memory_reserved() / mb, 1),
         }
 
-    def snapshot(self) -> dict[str, Any]:
-        """The payload of a `memory` event."""
-        return {"gpus": self.gpus(), "torch": self.torch_peaks(), "process": {"rss_mb": _rss_mb()}}
+    def own(self) -> dict[str, float]:
+        """This process's share, for gathering from every rank: torch's peaks on its GPU, and its RSS."""
+        return {**(self.torch_peaks() or {}), "rss_mb": _rss_mb(), "peak_rss_mb": _peak_rss_mb()}
+
+    def snapshot(self, ranks: list[dict[str, float] | None] | None = None) -> dict[str, Any]:
+        """The payload of a `memory` event; `ranks`: every rank's torch peaks, in a run of several processes."""
+        out: dict[str, Any] = {"gpus": self.gpus(), "torch": self.torch_peaks(), "process": {"rss_mb": _rss_mb()}}
+        if ranks is not None:
+            out["ranks"] = [{"rank": i, **(peaks or {})} for i, peaks in enumerate(ranks)]
+        return out
+
+    def mark_start(self) -> None:
+        """Remember what is reserved once the model is loaded, before the first step."""
+        peaks = self.torch_peaks()
+        self._start_reserved_mb = peaks["peak_reserved_mb"] if peaks else None
+        self._start_rss_mb = _rss_mb()
+
+    def report(self, ranks: list[dict[str, float] | None] | None = None) -> dict[str, Any]:
+        """The end-of-run memory summary: the seed's `--verbose` report (GPU, total, reserved at the
+        start, peak, the share training added), or the process's peak RSS without a GPU."""
+        peak_rss = _peak_rss_mb()
+        peaks = self.torch_peaks()
+        if peaks is None:
+            out = {"device": "cpu", "peak_rss_mb": peak_rss, "start_rss_mb": getattr(self, "_start_rss_mb", None)}
+            if ranks is not None:
+                out["ranks"] = [{"rank": i, **(p or {})} for i, p in enumerate(ranks)]
+            return out
+        import torch
+
+        index = torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        total = round(props.total_memory / 2**20, 1)
+        start = getattr(self, "_start_reserved_mb", None) or 0.0
+        peak = peaks["peak_reserved_mb"]
+        out: dict[str, Any] = {
+            "device": props.name,
+            "total_mb": total,
+            "start_reserved_mb": start,
+            "peak_reserved_mb": peak,
+            "peak_allocated_mb": peaks["peak_allocated_mb"],
+            "training_mb": round(peak - start, 1),
+            "peak_pct": round(100 * peak / total, 1) if total else None,
+            "training_pct": round(100 * (peak - start) / total, 1) if total else None,
+            "peak_rss_mb": peak_rss,
+        }
+        if ranks is not None:
+            out["ranks"] = [{"rank": i, **(p or {})} for i, p in enumerate(ranks)]
+        return out
 
 
 def devices() -> list[dict[str, Any]]:

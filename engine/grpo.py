@@ -136,8 +136,10 @@ class GenerationLog:
 def _trainer_class():
     from trl import GRPOTrainer
 
-    class CockpitGRPOTrainer(GRPOTrainer):
-        """GRPOTrainer that shows each reward computation to a GenerationLog."""
+    from engine.oom import BatchTracking
+
+    class CockpitGRPOTrainer(BatchTracking, GRPOTrainer):
+        """GRPOTrainer that shows each reward computation to a GenerationLog and notes each batch (for an out-of-memory report)."""
 
         generation_log: GenerationLog | None = None
 
@@ -184,6 +186,7 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
     from engine.callbacks import ControlCallback, EventsCallback
 
     g = cfg["grpo"]
+    trl_args.check_train(cfg)
     events.emit("status", phase="preparing data", message=f"reading {cfg['data']['path']}")
     splits = grpo_data.load(cfg)
     # Rewards before the model: a broken reward file must fail in seconds, not after loading weights.
@@ -253,19 +256,21 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
         callbacks=[callback, generations, ControlCallback(flag)],
     )
     trainer.generation_log = log
+    callback.trainer = trainer
 
     trainer.train(resume_from_checkpoint=checkpoint)
     step = trainer.state.global_step
     outputs: dict[str, Any] = {"checkpoints": str(run_dir / "checkpoints")}
     if callback.best_step is not None:
         outputs["best"] = str(run_dir / "best")
-    result = {"step": step, "total_steps": trainer.state.max_steps, "metrics": callback.summary, "outputs": outputs}
+    result = {"step": step, "total_steps": trainer.state.max_steps, "metrics": callback.summary, "memory": callback.memory_report, "outputs": outputs}
     if flag.stop:
         return {"status": "stopped", **result}
 
     events.emit("status", step=step, phase="saving", message="saving the final model")
     final = run_dir / "final"
     trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(final))
     outputs["final"] = str(final)
     return {"status": "completed", **result}

@@ -112,6 +112,15 @@ def to_dataset(rows: list[dict[str, Any]]):
     return Dataset.from_list(rows)
 
 
+def trainer_class(longest_first: bool) -> type:
+    """SFTTrainer that notes each batch (for an out-of-memory report) and can train the longest batch first."""
+    from trl import SFTTrainer
+
+    from engine.oom import BatchTracking, LongestFirst
+
+    return type("CockpitSFTTrainer", (BatchTracking, LongestFirst, SFTTrainer), {"longest_first": longest_first})
+
+
 def last_checkpoint(run_dir: Path) -> str | None:
     from transformers.trainer_utils import get_last_checkpoint
 
@@ -123,6 +132,7 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
     """Train; returns the run_finished payload (status, outputs, final metrics)."""
     from engine.callbacks import ControlCallback, EventsCallback
 
+    trl_args.check_train(cfg)
     events.emit("status", phase="preparing data", message=f"reading {cfg['data']['path']}")
     splits = load_data(cfg)
 
@@ -155,10 +165,8 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
     model = models.load_model(cfg, precision)
     args = sft_config(cfg, run_dir, precision, has_eval=bool(splits.eval))
 
-    from trl import SFTTrainer
-
     callback = EventsCallback(events, run_dir, len(splits.train), len(splits.eval), cfg["train"]["save_best"])
-    trainer = SFTTrainer(
+    trainer = trainer_class(cfg["train"]["longest_first"])(
         model=model,
         args=args,
         train_dataset=to_dataset(splits.train),
@@ -167,6 +175,7 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
         peft_config=models.peft_config(cfg),
         callbacks=[callback, ControlCallback(flag)],
     )
+    callback.trainer = trainer
     from engine.samples import sample_payload
 
     events.emit("samples", samples=sample_payload(trainer.train_dataset, tokenizer, cfg["data"]["samples"], args.max_length))
@@ -177,11 +186,12 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
     if callback.best_step is not None:
         outputs["best"] = str(run_dir / "best")
     if flag.stop:
-        return {"status": "stopped", "step": step, "total_steps": trainer.state.max_steps, "metrics": callback.summary, "outputs": outputs}
+        return {"status": "stopped", "step": step, "total_steps": trainer.state.max_steps, "metrics": callback.summary, "memory": callback.memory_report, "outputs": outputs}
 
     events.emit("status", step=step, phase="saving", message="saving the final model")
     final = run_dir / "final"
     trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(final))
     outputs["final"] = str(final)
-    return {"status": "completed", "step": step, "total_steps": trainer.state.max_steps, "metrics": callback.summary, "outputs": outputs}
+    return {"status": "completed", "step": step, "total_steps": trainer.state.max_steps, "metrics": callback.summary, "memory": callback.memory_report, "outputs": outputs}

@@ -13,6 +13,8 @@ from engine.errors import EngineError
 
 def shared_kwargs(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: bool) -> dict[str, Any]:
     """TrainingArguments fields that SFT and GRPO set the same way from the `train` section."""
+    from engine import distributed
+
     t = cfg["train"]
     return {
         "output_dir": str(run_dir / "checkpoints"),
@@ -42,7 +44,53 @@ def shared_kwargs(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: 
         "fp16": precision == "fp16",
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        **distributed.trainer_kwargs(cfg, precision),
     }
+
+
+def _needs_bitsandbytes(name: str) -> bool:
+    """8-bit, paged and the other bitsandbytes optimizers (transformers' own list where it has one)."""
+    try:
+        from transformers.trainer_optimizer import _BITSANDBYTES_OPTIMIZERS
+
+        return name in {str(getattr(o, "value", o)) for o in _BITSANDBYTES_OPTIMIZERS}
+    except ImportError:  # transformers moved its list: the names say it
+        return name == "adamw_8bit" or name.startswith(("adamw_bnb", "paged_", "lion_", "rmsprop_bnb", "ademamix"))
+
+
+def check_optim(name: str) -> None:
+    """train.optim names an optimizer transformers has and that can run on this machine."""
+    import importlib.util
+
+    from transformers.training_args import OptimizerNames
+
+    known = [o.value for o in OptimizerNames]
+    if name not in known:
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.8)  # a typo
+        if not near and name.startswith("adam"):
+            near = ["adamw_torch"]  # adam, adamw, the removed adamw_hf: the usual AdamW
+        near = near or sorted((k for k in known if k.startswith(name)), key=len)[:1] or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"did you mean '{near[0]}'?" if near else "e.g. adamw_torch, adamw_8bit, paged_adamw_8bit"
+        raise EngineError("config", f"train.optim '{name}' is not an optimizer transformers knows; {hint} (--optim NAME)")
+    if not _needs_bitsandbytes(name):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise EngineError("config", f"train.optim {name} (bitsandbytes) needs a CUDA GPU; use --optim adamw_torch here")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise EngineError("config", f"train.optim {name} needs bitsandbytes: pip install bitsandbytes (or --optim adamw_torch)")
+
+
+def check_train(cfg: dict[str, Any]) -> None:
+    """What the engine checks in the train section before it reads data or loads a model."""
+    from engine import config as config_mod
+
+    try:
+        config_mod.check_train(cfg)  # again here: a config.yaml written by hand skips the cockpit's checks
+    except config_mod.ConfigError as exc:
+        raise EngineError("config", str(exc)) from None
+    check_optim(cfg["train"]["optim"])
 
 
 def build(config_cls: type, kwargs: dict[str, Any], passthrough: dict[str, Any]) -> Any:

@@ -56,6 +56,10 @@ def test_main_command_trains_to_the_end_and_the_loss_falls(tmp_path):
     result = cockpit("run", "--preset", "small-dataset", "-o", str(tmp_path / "r"))
     assert result.returncode == 0, result.stderr
     assert "completed at step 60" in result.stdout
+    # the memory estimate comes before the run starts (no GPU here: the CPU run against the RAM)
+    estimate_line = next(line for line in result.stdout.splitlines() if line.startswith("memory estimate: "))
+    assert "on the CPU (no GPU visible)" in estimate_line and ": fits" in estimate_line
+    assert result.stdout.index("memory estimate: ") < result.stdout.index("run dir: ")
     for word in ("step 60/60", "epoch", "loss", "grad_norm", "lr", "tok/s", "eval_loss"):
         assert word in result.stdout, word
     run_dir = tmp_path / "r"
@@ -66,7 +70,8 @@ def test_main_command_trains_to_the_end_and_the_loss_falls(tmp_path):
     assert losses[-1] <= 0.6 * losses[0], losses
     assert not [f for f in json.loads((run_dir / "findings.json").read_text())["findings"] if f["severity"] == "red"]
     types = [e["type"] for e in events]
-    assert types[0] == "run_started" and types[-1] == "run_finished"
+    assert types[0] == "run_started" and types[1] == "estimate" and types[-1] == "run_finished"
+    assert events[1]["line"] == estimate_line and events[1]["total_bytes"] > 0
     for kind in ("status", "dataset", "samples", "metrics", "eval", "memory", "checkpoint"):
         assert kind in types, kind
     assert all(e["v"] == 1 and isinstance(e["time"], float) for e in events)

@@ -297,8 +297,36 @@ def test_oom_suggests_values():
     found = codes([started(), plan(), ev("error", 10, kind="oom", message="CUDA out of memory. Tried to allocate 2 GiB")])["oom"]
     assert found.severity == "red"
     assert found.overrides == {"train.per_device_train_batch_size": 4, "train.gradient_accumulation_steps": 2,
-                               "train.gradient_checkpointing": True}
+                               "train.gradient_checkpointing": True, "train.longest_first": True}
     assert "--batch-size 4 --grad-accum 2" in found.fix and "--max-length 512" in found.fix and "--qlora" in found.fix
+    assert "--longest-first" in found.fix and "after step 10" in found.fix
+    # An event from before batch and memory were recorded still reads as one line with the allocator's words.
+    assert found.evidence_text == "out of memory after step 10: CUDA out of memory. Tried to allocate 2 GiB"
+
+
+def test_oom_names_step_batch_and_memory():
+    memory = {"device": "cuda:0", "used_mb": 80793.6, "total_mb": 81510.4, "tried_mb": 2048.0,
+              "cuda": [{"index": 0, "allocated_mb": 78000.0, "reserved_mb": 79000.0, "free_mb": 716.8, "total_mb": 81510.4}]}
+    error = ev("error", 37, kind="oom", message="OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+               batch={"size": 8, "seq_len": 2048, "tokens": 15000, "phase": "train"}, memory=memory)
+    long = json.loads(json.dumps(CONFIG))
+    long["train"]["max_length"] = 4096
+    found = codes([started(long), plan(), error])["oom"]
+    assert found.evidence_text == ("out of memory after step 37 on a batch of 8 x 2048 tokens: 78.9 of 79.6 GiB in use on cuda:0; "
+                                   "it asked for 2.0 GiB more")
+    assert found.step == 37 and found.evidence["seq_len"] == 2048 and found.evidence["used_mb"] == 80793.6
+    assert found.overrides["train.per_device_train_batch_size"] == 4 and found.overrides["train.gradient_checkpointing"] is True
+    assert "--max-length 1024" in found.fix  # half the batch that failed: max_length 4096 was never reached
+    # In the first step, or with longest_first already on, there is nothing to gain from it.
+    first = codes([started(), plan(), dict(error, step=0)])["oom"]
+    assert first.evidence_text.startswith("out of memory in the first step on a batch of 8 x 2048 tokens")
+    assert "train.longest_first" not in first.overrides and "longest-first" not in first.fix
+    on = json.loads(json.dumps(CONFIG))
+    on["train"]["longest_first"] = True
+    assert "train.longest_first" not in codes([started(on), plan(), error])["oom"].overrides
+    evaluating = codes([started(), plan(), dict(error, batch={"size": 8, "seq_len": 2048, "phase": "eval"})])["oom"]
+    assert evaluating.evidence_text.startswith("out of memory while evaluating at step 37 on a batch of 8 x 2048 tokens")
+    assert "train.longest_first" not in evaluating.overrides
 
 
 def test_crash():

@@ -122,6 +122,7 @@ async def test_watch_failed_run_shows_the_error_and_its_finding(tmp_path):
         assert screen.last.status == "failed"
         error = screen.query_one(ErrorPanel)
         assert error.display and "out of memory" in str(error.render()).lower()
+        assert "after step 8 on a batch of 4 x 1024 tokens: 22.9 of 23.6 GiB in use on cuda:0" in str(error.render())
         findings = screen.query_one(FindingsPanel).findings
         assert findings and findings[0].severity == "red"
 

@@ -36,6 +36,10 @@ FLAG_KEYS = {
     "lora_alpha": "lora.alpha",
     "loss_on": "data.loss_on",
     "report_to": "train.report_to",
+    "optim": "train.optim",
+    "longest_first": "train.longest_first",
+    "gpus": "run.gpus",
+    "distributed": "run.distributed",
 }
 
 
@@ -55,6 +59,10 @@ def build_config(preset: str | None, config_file: Path | None, flags: dict[str, 
     if flags.get("reward"):
         # path.py:function, the path relative to where the command runs
         dotted["grpo.reward_files"] = [config_mod.resolve_reward_file(spec, Path.cwd()) for spec in flags["reward"]]
+    if flags.get("launcher_args"):
+        import shlex
+
+        dotted["run.launcher_args"] = shlex.split(flags["launcher_args"])
     if isinstance(dotted.get("data.path"), Path):
         dotted["data.path"] = str(dotted["data.path"])
     if isinstance(dotted.get("data.eval_path"), Path):
@@ -87,6 +95,29 @@ def check_data(cfg: dict[str, Any]) -> list[str]:
     return warnings
 
 
+def check_launch(cfg: dict[str, Any]) -> list[str]:
+    """Refuse a multi-process launch that cannot start (EngineError kind config); notes to print otherwise."""
+    import importlib.util
+
+    from engine.errors import EngineError
+
+    run = cfg["run"]
+    gpus, strategy = run["gpus"], run["distributed"]
+    if gpus <= 1:
+        return []
+    if strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
+        raise EngineError("config", f"--distributed {strategy} needs DeepSpeed: pip install deepspeed (or use --distributed fsdp)")
+    multi_node = any(str(a).split("=")[0] in ("--nnodes", "--rdzv-endpoint", "--master-addr") for a in run["launcher_args"])
+    from engine.estimate import visible_gpus
+
+    visible = len(visible_gpus())
+    if visible == 0:
+        return [f"no CUDA GPU here: {gpus} processes on the CPU, talking over gloo"]
+    if gpus > visible and not multi_node:
+        raise EngineError("config", f"--gpus {gpus} but {visible} GPU(s) are visible; use --gpus {visible} (or CUDA_VISIBLE_DEVICES)")
+    return [f"{gpus} processes under torchrun, {strategy}" + (f" ({' '.join(run['launcher_args'])})" if run["launcher_args"] else "")]
+
+
 def run(
     preset: Optional[str] = typer.Option(None, "--preset", "-p", help="Preset name (`cockpit presets list`)."),
     config_file: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file layered over the preset."),
@@ -117,7 +148,12 @@ def run(
     bf16: bool = typer.Option(False, "--bf16", help="Force bf16 (default: chosen automatically)."),
     fp16: bool = typer.Option(False, "--fp16", help="Force fp16 (default: chosen automatically)."),
     report_to: Optional[str] = typer.Option(None, "--report-to", help="none, tensorboard, wandb or trackio."),
+    optim: Optional[str] = typer.Option(None, "--optim", help="train.optim: adamw_torch, or adamw_8bit / paged_adamw_8bit (bitsandbytes, CUDA)."),
+    longest_first: Optional[bool] = typer.Option(None, "--longest-first/--no-longest-first", help="train.longest_first: the longest batch first, so a run that will not fit fails in its first step."),
     reward: Optional[list[str]] = typer.Option(None, "--reward", help="GRPO: your reward function as path.py:function (repeatable); grpo.reward_files."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", help="run.gpus: processes, one per GPU; more than 1 runs under torchrun."),
+    distributed: Optional[str] = typer.Option(None, "--distributed", help="run.distributed: ddp, fsdp, deepspeed-zero2 or deepspeed-zero3."),
+    launcher_args: Optional[str] = typer.Option(None, "--launcher-args", help="torchrun options for several machines, e.g. '--nnodes=2 --node-rank=0 --master-addr=HOST --master-port=29500'."),
     fail_on: str = typer.Option("never", "--fail-on", help="red: exit 1 when any red finding was raised (for CI)."),
 ) -> None:
     """Train with no TUI: progress, metrics and findings on the terminal; the exit code says how it ended."""
@@ -128,7 +164,7 @@ def run(
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     out = Console(highlight=False, soft_wrap=True)
-    flags = {k: v for k, v in locals().items() if k in FLAG_KEYS or k in ("full", "qlora", "bf16", "fp16", "reward")}
+    flags = {k: v for k, v in locals().items() if k in FLAG_KEYS or k in ("full", "qlora", "bf16", "fp16", "reward", "launcher_args")}
 
     def bad(message: str) -> None:
         err.print(f"[red]error:[/] {message}")
@@ -149,6 +185,7 @@ def run(
         try:
             cfg = config_mod.load_run_config(run_dir)
             check_data(cfg)
+            check_launch(cfg)
         except (config_mod.ConfigError, EngineError) as exc:
             bad(str(exc))
     else:
@@ -158,16 +195,21 @@ def run(
             cfg = build_config(preset, config_file, flags, sets)
             for warning in check_data(cfg):
                 err.print(f"[yellow]warning:[/] {warning}")
+            for note in check_launch(cfg):
+                out.print(f"[dim]{note}[/]")
             run_dir = new_run_dir(cfg, output_dir)
         except (config_mod.ConfigError, EngineError, RunDirError) as exc:
             bad(str(exc))
         write_config(run_dir, cfg)
         created = True
 
+    from cockpit.memory_estimate import print_estimate
+
+    print_estimate(cfg, out, err)
     out.print(f"run dir: {run_dir}")
     handle = RunHandle.start(run_dir, resume=resume is not None)
     from cockpit.diagnose import Diagnoser, save_findings
-    from cockpit.headless import follow, print_finding, print_findings_summary
+    from cockpit.headless import follow, memory_lines, print_finding, print_findings_summary
 
     diagnoser = Diagnoser()
     if resume is not None:  # findings cover the whole run, from its first event
@@ -187,6 +229,8 @@ def run(
     state = follow(handle, out, on_event=on_event)
     code = _conclude(state, handle.returncode, run_dir, created, out, err)
     if code != EXIT_BAD_INPUT:
+        for line in memory_lines((state.finished or {}).get("memory"), state.estimate):
+            out.print(line, highlight=False)
         save_findings(run_dir, diagnoser.findings)
         print_findings_summary(out, diagnoser.findings)
         if code == EXIT_OK and fail_on == "red" and any(f.severity == "red" for f in diagnoser.findings):
@@ -219,7 +263,9 @@ def _conclude(state: Any, code: int | None, run_dir: Path, created: bool, out: C
         out.print(f"[yellow]stopped[/] at step {finished.get('step', state.step)}; resume with: cockpit run --resume {run_dir}")
         return EXIT_INTERRUPTED
     if error:
-        err.print(f"[red]failed ({error.get('kind')}):[/] {error.get('message')}")
+        from rich.markup import escape  # allocator messages carry [brackets] that rich would eat
+
+        err.print(f"[red]failed ({error.get('kind')}):[/] {escape(str(error.get('message')))}")
     else:
         err.print(f"[red]failed:[/] the engine exited with code {code} without saying why")
     err.print(f"  engine log: {run_dir / 'engine.log'}")

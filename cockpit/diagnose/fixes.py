@@ -18,6 +18,8 @@ FLAGS = {
     "train.warmup_ratio": "--warmup-ratio",
     "train.eval_steps": "--eval-steps",
     "data.loss_on": "--loss-on",
+    "train.optim": "--optim",
+    "train.longest_first": "--longest-first",
 }
 
 
@@ -50,6 +52,8 @@ def flag(key: str, value: Any) -> str:
     """The command-line spelling of one override: `--lr 5e-5`, `--qlora`, `--set train.max_grad_norm=1`."""
     if key == "model.finetune" and value in ("qlora", "full"):
         return f"--{value}"
+    if key in FLAGS and isinstance(value, bool):  # an on/off flag: --longest-first, --no-longest-first
+        return FLAGS[key] if value else "--no-" + FLAGS[key][2:]
     if key in FLAGS:
         return f"{FLAGS[key]} {num(value)}"
     return f"--set {key}={num(value)}"

@@ -8,9 +8,10 @@ from cockpit.diagnose.finding import Finding
 from cockpit.diagnose.fixes import clean, flags
 from cockpit.diagnose.rules_data import claimed_by
 from cockpit.diagnose.state import RunState
+from engine.events import number
 
 
-def _oom_overrides(state: RunState) -> tuple[dict[str, Any], list[str]]:
+def _oom_overrides(state: RunState, seq_len: Any = None) -> tuple[dict[str, Any], list[str]]:
     """The first memory savers to try, with values, and the bigger steps after them."""
     overrides: dict[str, Any] = {}
     more: list[str] = []
@@ -24,6 +25,8 @@ def _oom_overrides(state: RunState) -> tuple[dict[str, Any], list[str]]:
         overrides["train.gradient_checkpointing"] = True
     max_length = state.cfg("train.max_length")
     keep = ((state.dataset or {}).get("keep_max_length") or {}).get("p99")
+    if isinstance(max_length, int) and isinstance(seq_len, int) and 0 < seq_len < max_length:
+        max_length = seq_len  # the batch that failed was this long: a max_length above it changes nothing
     if isinstance(max_length, int) and max_length > 512:
         target = int(keep) if isinstance(keep, (int, float)) and 0 < keep < max_length else max_length // 2
         more.append(f"--max-length {target}")
@@ -37,24 +40,70 @@ def _oom_overrides(state: RunState) -> tuple[dict[str, Any], list[str]]:
     return overrides, more
 
 
+def _gib(mb: float) -> str:
+    return f"{mb / 1024:.1f}"
+
+
+def _oom_sentence(error: dict[str, Any], step: int | None) -> str:
+    """The finding's line from what the event knows, e.g. `out of memory after step 37 on a batch of 8 x 2048 tokens:
+    78.9 of 79.6 GiB in use on cuda:0`."""
+    batch = error.get("batch") if isinstance(error.get("batch"), dict) else {}
+    memory = error.get("memory") if isinstance(error.get("memory"), dict) else {}
+    phase = batch.get("phase")
+    if step is None:
+        when = ""
+    elif phase == "eval":
+        when = f" while evaluating at step {step}"
+    else:
+        when = " in the first step" if step == 0 else f" after step {step}"
+    what = ""
+    size, seq_len = batch.get("size"), batch.get("seq_len")
+    if phase == "generation" and size:
+        what = f" generating {size} completions"
+    elif size and seq_len:
+        what = f" on a batch of {size} x {seq_len} tokens"
+    used, total = number(memory.get("used_mb")), number(memory.get("total_mb"))
+    held = ""
+    if used is not None and total:
+        device = str(memory.get("device") or "")
+        where = " (the process's address-space limit)" if memory.get("limit") else (f" on {device}" if device.startswith("cuda") else "")
+        held = f": {_gib(used)} of {_gib(total)} GiB in use{where}"
+        tried = number(memory.get("tried_mb"))
+        if tried and tried >= 51.2:  # smaller asks say nothing about the batch
+            held += f"; it asked for {_gib(tried)} GiB more"
+    if not what and not held:  # an event from before batch and memory were recorded: the allocator's words
+        first = str(error.get("message") or "").strip().splitlines()
+        return f"out of memory{when}" + (f": {first[0]}" if first else "")
+    return f"out of memory{when}{what}{held}"
+
+
 def oom(state: RunState, memo: dict[str, Any]) -> Finding | None:
-    """The engine died out of memory: what to change, with values."""
+    """The engine died out of memory: where (step, batch, memory in use), and what to change, with values."""
     error = next((e for e in state.errors if e.get("kind") == "oom"), None)
     if error is None:
         return None
     if memo.get("finding") is not None:
         return memo["finding"]
-    overrides, more = _oom_overrides(state)
+    message = str(error.get("message") or "out of memory").splitlines()[0]
+    step = error.get("step") if error.get("step") is not None else state.step
+    batch = error.get("batch") if isinstance(error.get("batch"), dict) else {}
+    memory = error.get("memory") if isinstance(error.get("memory"), dict) else {}
+    overrides, more = _oom_overrides(state, batch.get("seq_len"))
     fix = (f"use less memory: {flags(overrides)}" if overrides else "use less memory")
     if more:
         fix += "; then " + ", then ".join(more)
-    message = str(error.get("message") or "out of memory").splitlines()[0]
-    step = error.get("step") if error.get("step") is not None else state.step
+    # A batch that does not fit should fail in the first step, not after an hour of training.
+    if (isinstance(step, int) and step > 0 and batch.get("phase", "train") == "train" and state.kind == "sft"
+            and not state.cfg("train.longest_first") and not state.cfg("train.packing")):
+        overrides["train.longest_first"] = True
+        fix += f"; and --longest-first, so the longest batch comes in the first step (this one came after step {step})"
     evidence = clean({"message": message, "step": step,
+                      **{k: batch.get(k) for k in ("phase", "size", "seq_len", "tokens") if batch.get(k) is not None},
+                      **{k: memory.get(k) for k in ("device", "used_mb", "total_mb", "tried_mb") if memory.get(k) is not None},
                       **{k: state.cfg(k) for k in ("train.per_device_train_batch_size", "train.gradient_accumulation_steps",
                                                    "train.max_length", "train.gradient_checkpointing", "model.finetune")
                          if state.cfg(k) is not None}})
-    finding = Finding("oom", "red", "Out of memory", step, evidence, message, fix, overrides)
+    finding = Finding("oom", "red", "Out of memory", step, evidence, _oom_sentence(error, step), fix, overrides)
     memo["finding"] = finding
     return finding
 

@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Input, Label, Select, Static
 
 from cockpit.tui import new_run
+from cockpit.tui.widgets.new_run.estimate import MemoryEstimate
 from engine import config as config_mod
 
 VALIDATE_DELAY_S = 0.3
@@ -62,6 +63,7 @@ class NewRunScreen(Screen):
             with Horizontal(id="form-buttons"):
                 yield Button("Start (ctrl+s)", id="start", variant="success")
                 yield Button("Cancel (esc)", id="cancel")
+        yield MemoryEstimate(id="form-estimate")  # under the scrolling form, above the footer: always in sight
         yield Footer()
 
     def on_mount(self) -> None:
@@ -105,10 +107,12 @@ class NewRunScreen(Screen):
             req = self.read_form()
             from cockpit.commands.run import build_config
 
-            build_config(req.preset, req.config_file, req.flags(), req.sets())
+            cfg = build_config(req.preset, req.config_file, req.flags(), req.sets())
         except config_mod.ConfigError as exc:
+            self.query_one(MemoryEstimate).clear()
             self.show_error(str(exc))
             return False
+        self.query_one(MemoryEstimate).show(cfg)
         self.query_one("#form-error", Static).update("")
         return True
 

@@ -32,10 +32,14 @@ class ErrorPanel(Static):
         text.append(f" engine failed ({error.get('kind', 'unknown')}) ", style="bold white on red")
         step = error.get("step")
         text.append(f" at step {step}" if step is not None else "", style="bold")
-        text.append("\n" + str(error.get("message") or "the engine stopped without saying why; see the engine log") + "\n", style="bold")
+        message = str(error.get("message") or "the engine stopped without saying why; see the engine log")
+        text.append("\n" + message + "\n", style="bold")
         reds = [f for f in findings if f.severity == "red"]
         for finding in reds[:2]:
             text.append(f"{finding.title}: ", style="bold red")
+            if finding.evidence_text and finding.fix and finding.evidence_text not in message:
+                text.append(finding.evidence_text + "\n")  # the numbers behind it (an OOM's step, batch and memory)
+                text.append("fix: ", style="bold")
             text.append((finding.fix or finding.evidence_text) + "\n")
         if error.get("traceback"):
             text.append(str(error["traceback"]).rstrip(), style="dim")

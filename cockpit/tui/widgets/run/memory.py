@@ -30,9 +30,18 @@ class MemoryPanel(Static):
             out.append(f" {mib(used)}/{mib(total)}")
             if gpu.get("util_pct") is not None:
                 out.append(f"  util {number(gpu.get('util_pct')) or 0:.0f}%")
+            if gpu.get("temp_c") is not None:
+                out.append(f"  {number(gpu.get('temp_c')) or 0:.0f}°C")
+            if gpu.get("power_w") is not None:
+                out.append(f"  {number(gpu.get('power_w')) or 0:.0f} W")
             out.append("\n")
         if torch:
             out.append(f"torch peak {mib(torch.get('peak_allocated_mb'))} allocated, {mib(torch.get('peak_reserved_mb'))} reserved\n", style="dim")
+        ranks = memory.get("ranks") or []
+        if len(ranks) > 1:  # a run of several processes: each rank's own torch peak (or RSS on CPU)
+            key = "peak_reserved_mb" if any(r.get("peak_reserved_mb") is not None for r in ranks) else "rss_mb"
+            label = "torch peak reserved" if key == "peak_reserved_mb" else "RSS"
+            out.append(f"{label} by rank: " + ", ".join(f"{r.get('rank')}: {mib(r.get(key))}" for r in ranks) + "\n", style="dim")
         rss = (memory.get("process") or {}).get("rss_mb")
         if not gpus:
             out.append("no GPU: ", style="bold")
