@@ -47,6 +47,14 @@ def test_grpo_quick_trains_and_writes_every_grpo_event(tmp_path, run_engine):
     assert (run_dir / "final" / "adapter_config.json").is_file()
     assert (run_dir / "best" / "cockpit_best.json").is_file()
 
+    from cockpit.diagnose import Diagnoser
+
+    diagnoser = Diagnoser()
+    for event in events:
+        diagnoser.feed(event)
+    # GRPO's samples are prompts with nothing masked: no "all labels are masked" alarm.
+    assert "labels-masked" not in {f.code for f in diagnoser.findings}
+
 
 def test_grpo_gsm8k_preset_reads_the_truth_after_hashes(run_engine):
     code, events, _ = run_engine("grpo-gsm8k", flags={"data.path": str(GSM8K), "model.name_or_path": "builtin:tiny"},

@@ -55,6 +55,8 @@ def _steps(steps: list[int], limit: int = 5) -> str:
 
 def labels_masked(state: RunState, memo: dict[str, Any]) -> Finding | None:
     """Nothing is trained: every label masked (-100), so the loss is exactly 0 and so is the gradient."""
+    if state.kind == "grpo":  # GRPO's samples are prompts (nothing to mask) and a zero loss is no_signal's
+        return None
     evidence: dict[str, Any] = {}
     text = ""
     step = state.step
