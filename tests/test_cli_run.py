@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,6 +63,8 @@ def test_main_command_trains_to_the_end_and_the_loss_falls(tmp_path):
     assert result.stdout.index("memory estimate: ") < result.stdout.index("run dir: ")
     for word in ("step 60/60", "epoch", "loss", "grad_norm", "lr", "tok/s", "eval_loss"):
         assert word in result.stdout, word
+    # the end-of-run memory report: on a machine without a GPU, the engine's peak RSS
+    assert re.search(r"^memory: no GPU; peak RSS \d+\.\d GiB$", result.stdout, re.MULTILINE), result.stdout[-800:]
     run_dir = tmp_path / "r"
     for name in ("config.yaml", "events.jsonl", "engine.log", "findings.json", "final", "best", "checkpoints"):
         assert (run_dir / name).exists(), name
