@@ -28,6 +28,8 @@ FORM_KEYS: dict[str, str] = {
     "data.loss_on": "loss on",
     "model.finetune": "fine-tune",
     "lora.r": "LoRA r",
+    "train.gradient_checkpointing": "grad checkpointing",
+    "run.gpus": "GPUs",
 }
 # Keys a resumed run may change: the checkpoint's optimizer and scheduler state restore the learning
 # rate and its schedule, and the data order depends on the batch shape, so those need a fresh start.
