@@ -34,7 +34,9 @@ Payloads (keys beyond these may appear; readers ignore what they don't know):
 - eval: step, epoch, eval_loss, and every other eval_* key of the trainer's log
 - memory: gpus [{index, name, used_mb, total_mb, util_pct, temp_c, power_w}],
   torch {allocated_mb, peak_allocated_mb, reserved_mb, peak_reserved_mb} (null on CPU),
-  process {rss_mb}
+  process {rss_mb}; phase "start" on the one written once the model is loaded; with several
+  processes, ranks [{rank, allocated_mb, peak_allocated_mb, reserved_mb, peak_reserved_mb, rss_mb,
+  peak_rss_mb}] (every rank's own torch peaks: rank 0 writes, but each GPU is counted)
 - generations: groups [{prompt, completions [{text, rewards {fn: value}, total, clipped}]}]
 - checkpoint: path, step
 - error: kind (oom, data, config, crash), message (one line for the user), traceback (tail), step (the
@@ -45,9 +47,14 @@ Payloads (keys beyond these may appear; readers ignore what they don't know):
   GPU; on CPU the address space against its limit where `ulimit -v` set one, else RSS against RAM),
   tried_mb (what the failed allocation asked for), cuda [{index, allocated_mb, reserved_mb,
   peak_allocated_mb, peak_reserved_mb, free_mb, total_mb, used_mb}] (each GPU the process holds),
-  process {rss_mb, peak_rss_mb, vm_mb}, host {total_mb, available_mb}, limit {name, mb} (where set)
+  process {rss_mb, peak_rss_mb, vm_mb}, host {total_mb, available_mb}, limit {name, mb} (where set).
+  Under torchrun rank 0 writes every event except a failure of another rank, which that rank writes
+  itself with rank N
 - run_finished: status (completed, stopped, failed), step, total_steps, metrics (final train
-  metrics), outputs {final, best, checkpoints}, runtime_s
+  metrics), outputs {final, best, checkpoints}, runtime_s, memory (the end-of-run report: device,
+  total_mb, start_reserved_mb (once the model was loaded), peak_reserved_mb, peak_allocated_mb,
+  training_mb, peak_pct, training_pct, peak_rss_mb, ranks; on CPU device "cpu", peak_rss_mb,
+  start_rss_mb)
 """
 
 from __future__ import annotations
