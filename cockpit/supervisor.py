@@ -56,13 +56,14 @@ MULTI_NODE_OPTIONS = ("--nnodes", "--rdzv-endpoint", "--rdzv_endpoint", "--maste
 
 
 def engine_command(run_dir: Path, resume: bool = False, cfg: dict[str, Any] | None = None) -> list[str]:
-    """`python -m engine RUN_DIR`, under torchrun with one process per GPU when run.gpus > 1."""
+    """`python -m engine RUN_DIR`, under torchrun with one process per GPU when run.gpus > 1 or when
+    launcher options join it to other machines (one GPU each is still a run of several processes)."""
     run = (cfg or {}).get("run", {})
     gpus = run.get("gpus", 1)
-    engine = ["-m", "engine", str(run_dir)] + (["--resume"] if resume else [])
-    if gpus <= 1:
-        return [sys.executable, *engine]
     launcher = [str(a) for a in run.get("launcher_args") or []]
+    engine = ["-m", "engine", str(run_dir)] + (["--resume"] if resume else [])
+    if gpus <= 1 and not launcher:
+        return [sys.executable, *engine]
     if not any(a.split("=")[0] in MULTI_NODE_OPTIONS for a in launcher):
         launcher.insert(0, "--standalone")  # one machine: torchrun picks a free port itself
     return [sys.executable, "-m", "torch.distributed.run", *launcher, f"--nproc-per-node={gpus}", *engine]
@@ -167,7 +168,8 @@ class RunHandle:
 
     def _single_process(self) -> bool:
         try:
-            return config_mod.load_run_config(self.run_dir)["run"]["gpus"] <= 1
+            run = config_mod.load_run_config(self.run_dir)["run"]
+            return run["gpus"] <= 1 and not run["launcher_args"]
         except (config_mod.ConfigError, OSError):
             return True
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,7 +52,7 @@ def test_two_processes_train_stop_and_resume_exactly(tmp_path):
     ref_dir = tmp_path / "ref"
     result = cockpit(*run_args(ref_dir))
     assert result.returncode == 0, result.stderr + (ref_dir / "engine.log").read_text()[-3000:]
-    assert "2 processes on the CPU" in result.stdout
+    assert "no CUDA GPU here: 2 processes on this machine, on the CPU, talking over gloo" in result.stdout
     assert "completed at step 8" in result.stdout
     assert "memory: no GPU; 2 processes, peak RSS" in result.stdout
     reference = list(read_events(ref_dir / "events.jsonl"))
@@ -106,6 +107,40 @@ def test_fsdp_shards_and_still_saves_whole_adapters(tmp_path):
             # The full LoRA matrices (rank 16 by the layer width), not one rank's shard.
             shapes = {tuple(f.get_slice(k).get_shape()) for k in f.keys()}
         assert (16, 128) in shapes and (16, 384) in shapes, shapes
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_machines_join_through_launcher_args(tmp_path):
+    """The README's recipe for several machines, both "machines" on this one: the first starts the
+    run with torchrun's node options, the second starts the engine on the same run dir."""
+    run_dir = tmp_path / "nodes"
+    nodes = ["--nnodes=2", "--master-addr=127.0.0.1", f"--master-port={free_port()}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "cockpit.cli", "run", "--preset", "quick-test", "-o", str(run_dir), "--set", "train.max_steps=3",
+         "--set", "train.eval_steps=3", "--launcher-args", " ".join([*nodes, "--node-rank=0"])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    deadline = time.monotonic() + 60
+    while not (run_dir / "config.yaml").is_file():
+        assert time.monotonic() < deadline and first.poll() is None, first.communicate()
+        time.sleep(0.2)
+    second = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", *nodes, "--node-rank=1", "--nproc-per-node=1", "-m", "engine", str(run_dir)],
+        capture_output=True, text=True, env=env, timeout=240,
+    )
+    stdout, stderr = first.communicate(timeout=240)
+    assert first.returncode == 0 and second.returncode == 0, stderr + second.stderr[-3000:]
+    assert "joined to the others by torchrun" in stdout and "completed at step 3" in stdout
+    events = list(read_events(run_dir / "events.jsonl"))
+    (started,) = of_type(events, "run_started")  # global rank 0 alone writes
+    assert started["world_size"] == 2
+    assert next(e["plan"] for e in of_type(events, "status") if e.get("plan"))["effective_batch_size"] == 2 * BATCH
 
 
 def test_deepspeed_without_deepspeed_is_one_line_and_no_run_dir(tmp_path):

@@ -103,19 +103,24 @@ def check_launch(cfg: dict[str, Any]) -> list[str]:
 
     run = cfg["run"]
     gpus, strategy = run["gpus"], run["distributed"]
-    if gpus <= 1:
+    if gpus <= 1 and not run["launcher_args"]:
         return []
     if strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
         raise EngineError("config", f"--distributed {strategy} needs DeepSpeed: pip install deepspeed (or use --distributed fsdp)")
-    multi_node = any(str(a).split("=")[0] in ("--nnodes", "--rdzv-endpoint", "--master-addr") for a in run["launcher_args"])
+    from cockpit.supervisor import MULTI_NODE_OPTIONS
     from engine.estimate import visible_gpus
 
+    multi_node = any(str(a).split("=")[0] in MULTI_NODE_OPTIONS for a in run["launcher_args"])
+
     visible = len(visible_gpus())
+    here = f"{gpus} process{'es' if gpus > 1 else ''} on this machine"
+    if multi_node:
+        here += f", joined to the others by torchrun ({' '.join(run['launcher_args'])})"
     if visible == 0:
-        return [f"no CUDA GPU here: {gpus} processes on the CPU, talking over gloo"]
-    if gpus > visible and not multi_node:
+        return [f"no CUDA GPU here: {here}, on the CPU, talking over gloo"]
+    if gpus > visible:  # per machine, also when several machines join
         raise EngineError("config", f"--gpus {gpus} but {visible} GPU(s) are visible; use --gpus {visible} (or CUDA_VISIBLE_DEVICES)")
-    return [f"{gpus} processes under torchrun, {strategy}" + (f" ({' '.join(run['launcher_args'])})" if run["launcher_args"] else "")]
+    return [f"{here} under torchrun, {strategy}"]
 
 
 def run(
