@@ -13,6 +13,7 @@ from typing import Any
 from engine import data as data_loader
 from engine.errors import EngineError
 from engine.rewards import completion_text, ground_truth
+from engine.sft import load_data
 
 # Columns that hold the prompt of a prompt + answer record with no completion column of its own.
 PROMPT_COLUMNS = ("prompt", "question", "problem", "query", "input", "instruction")
@@ -45,25 +46,15 @@ def _answer_templates(cfg: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def load(cfg: dict[str, Any], chat: bool | None = None) -> data_loader.Splits:
     """Train/eval GRPO rows; errors are EngineError("data") with the loader's one-line message."""
-    dcfg, tcfg = cfg["data"], cfg["train"]
     prompt_template, completion_template = _answer_templates(cfg)
-    try:
-        splits = data_loader.load_splits(
-            dcfg["path"],
-            eval_path=dcfg["eval_path"],
-            format=dcfg["format"],
-            eval_split=dcfg["eval_split"],
-            split_field=dcfg["split_field"],
-            prompt_template=prompt_template,
-            completion_template=completion_template,
-            system_prompt=system_prompt(cfg),
-            loss_on="completion",  # the last assistant turn is the reference answer, the rest the prompt
-            chat=dcfg["chat"] if chat is None else chat,
-            seed=tcfg["seed"],
-            eval_required=tcfg["eval_strategy"] != "no",
-        )
-    except data_loader.DataError as exc:
-        raise EngineError("data", str(exc)) from None
+    splits = load_data(
+        cfg,
+        chat,
+        prompt_template=prompt_template,
+        completion_template=completion_template,
+        system_prompt=system_prompt(cfg),
+        loss_on="completion",  # the last assistant turn is the reference answer, the rest the prompt
+    )
     if splits.format == "text":
         raise EngineError("data", f"{splits.path}: plain text records have no prompt to complete; GRPO needs prompts "
                           "(question/answer, prompt/completion, messages...) or a mapping with --set data.prompt_template")

@@ -13,24 +13,27 @@ from engine.errors import EngineError
 CHAT_NATIVE = {"messages", "sharegpt"}
 
 
-def load_data(cfg: dict[str, Any], chat: bool | None = None) -> data_loader.Splits:
-    """The train/eval rows, or an EngineError of kind data with the loader's one-line message."""
+def load_data(cfg: dict[str, Any], chat: bool | None = None, **overrides: Any) -> data_loader.Splits:
+    """The train/eval rows, or an EngineError of kind data with the loader's one-line message.
+
+    `overrides` replace the data section's loader options (GRPO maps its answer column this way).
+    """
     dcfg, tcfg = cfg["data"], cfg["train"]
+    options = {
+        "eval_path": dcfg["eval_path"],
+        "format": dcfg["format"],
+        "eval_split": dcfg["eval_split"],
+        "split_field": dcfg["split_field"],
+        "prompt_template": dcfg["prompt_template"],
+        "completion_template": dcfg["completion_template"],
+        "system_prompt": dcfg["system_prompt"],
+        "loss_on": dcfg["loss_on"],
+        "chat": dcfg["chat"] if chat is None else chat,
+        "seed": tcfg["seed"],
+        "eval_required": tcfg["eval_strategy"] != "no",
+    }
     try:
-        return data_loader.load_splits(
-            dcfg["path"],
-            eval_path=dcfg["eval_path"],
-            format=dcfg["format"],
-            eval_split=dcfg["eval_split"],
-            split_field=dcfg["split_field"],
-            prompt_template=dcfg["prompt_template"],
-            completion_template=dcfg["completion_template"],
-            system_prompt=dcfg["system_prompt"],
-            loss_on=dcfg["loss_on"],
-            chat=dcfg["chat"] if chat is None else chat,
-            seed=tcfg["seed"],
-            eval_required=tcfg["eval_strategy"] != "no",
-        )
+        return data_loader.load_splits(dcfg["path"], **{**options, **overrides})
     except data_loader.DataError as exc:
         raise EngineError("data", str(exc)) from None
 
