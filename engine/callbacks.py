@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import time
 from pathlib import Path
@@ -101,7 +100,7 @@ class EventsCallback(TrainerCallback):
         self.train_records = train_records
         self.eval_records = eval_records
         self.save_best = save_best
-        self.memory = MemorySampler(_visible_devices())
+        self.memory = MemorySampler(distributed.local_world_size() if distributed.world_size() > 1 else 1)
         self.summary: dict[str, Any] = {}
         self.memory_report: dict[str, Any] = {}
         self.trainer: Any = None  # set once the trainer exists: best/ of a sharded model is saved through it
@@ -192,15 +191,3 @@ class EventsCallback(TrainerCallback):
             return
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         self.events.emit("checkpoint", step=state.global_step, path=str(path))
-
-
-def _visible_devices() -> list[int] | None:
-    """The GPUs this process may use, as NVML indices (CUDA_VISIBLE_DEVICES when it lists numbers)."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if not visible:
-        # torchrun gives local rank i GPU i: a job on 2 of 8 GPUs reports those 2.
-        return list(range(distributed.local_world_size())) if distributed.world_size() > 1 else None
-    try:
-        return [int(v) for v in visible.split(",") if v.strip()]
-    except ValueError:  # UUIDs: sample every device rather than guess
-        return None

@@ -65,11 +65,11 @@ fsdp. When no single change is enough, they are combined in that order.
 from __future__ import annotations
 
 import copy
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine import gpu
 from engine import model_shape as shapes
 
 GIB = 2**30
@@ -282,7 +282,7 @@ def visible_gpus() -> list[dict[str, Any]]:
     try:
         handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
         out = []
-        for index in _cuda_visible(handles, pynvml):
+        for index in gpu.cuda_visible(handles, pynvml):
             handle = handles[index]
             name = pynvml.nvmlDeviceGetName(handle)
             mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
@@ -307,34 +307,6 @@ def visible_gpus() -> list[dict[str, Any]]:
             pynvml.nvmlShutdown()
         except pynvml.NVMLError:
             pass
-
-
-def _cuda_visible(handles: list[Any], pynvml: Any) -> list[int]:
-    """NVML indices of the devices CUDA_VISIBLE_DEVICES lets CUDA see, in its order (it stops at a bad entry)."""
-    spec = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if spec is None:
-        return list(range(len(handles)))
-    out: list[int] = []
-    for entry in (e.strip() for e in spec.split(",")):
-        if entry.isdigit() and int(entry) < len(handles):
-            out.append(int(entry))
-            continue
-        uuids = []
-        for h in handles:
-            u = pynvml.nvmlDeviceGetUUID(h)
-            uuids.append(u.decode() if isinstance(u, bytes) else u)
-        match = [i for i, u in enumerate(uuids) if entry and u.startswith(entry)]
-        if not match:
-            break
-        out.append(match[0])
-    return out
-
-
-def system_ram() -> int | None:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 # ---- the parts -----------------------------------------------------------------------------
@@ -507,7 +479,6 @@ def _compute(
     run = _run_numbers(cfg, precision)
     notes: list[str] = list(shape.notes)
     P, lin = shape.params, shape.linear_params
-    head = 0 if shape.tied else shape.vocab_size * shape.hidden_size
 
     copies = 0
     if run.finetune == "qlora":
@@ -647,7 +618,7 @@ def estimate(cfg: dict[str, Any], gpus: list[dict[str, Any]] | None = None, ram_
     if used and len(used) < want:
         notes.append(f"run.gpus={want} but {len(visible)} GPU(s) visible")
     if device == "cpu":
-        capacity = ram_bytes if ram_bytes is not None else system_ram()
+        capacity = ram_bytes if ram_bytes is not None else gpu.system_ram()
     else:
         capacity = int(min(g["total_mb"] for g in used) * 2**20) if used else None
     if capacity is None:

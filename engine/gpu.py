@@ -31,10 +31,44 @@ def _peak_rss_mb() -> float:
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
-class MemorySampler:
-    """Reads memory for the GPUs this process uses; on a machine without NVML or a GPU, RSS only."""
+def system_ram() -> int | None:
+    """The machine's RAM in bytes (None where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
-    def __init__(self, device_indices: list[int] | None = None):
+
+def cuda_visible(handles: list[Any], pynvml: Any) -> list[int]:
+    """NVML indices of the devices CUDA_VISIBLE_DEVICES lets CUDA see, in its order (it stops at a bad entry)."""
+    spec = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if spec is None:
+        return list(range(len(handles)))
+    out: list[int] = []
+    for entry in (e.strip() for e in spec.split(",")):
+        if entry.isdigit() and int(entry) < len(handles):
+            out.append(int(entry))
+            continue
+        uuids = []
+        for h in handles:
+            u = pynvml.nvmlDeviceGetUUID(h)
+            uuids.append(u.decode() if isinstance(u, bytes) else u)
+        match = [i for i, u in enumerate(uuids) if entry and u.startswith(entry)]
+        if not match:
+            break
+        out.append(match[0])
+    return out
+
+
+class MemorySampler:
+    """Reads memory for the GPUs this process uses; on a machine without NVML or a GPU, RSS only.
+
+    `processes`: the processes of the run on this machine (torchrun's LOCAL_WORLD_SIZE). Local rank
+    i trains on visible GPU i, so a run of 2 processes on 8 visible GPUs reports those 2; a single
+    process reports every visible GPU (the Trainer spreads one process over all of them).
+    """
+
+    def __init__(self, processes: int = 1):
         self._nvml = None
         self._handles: list[tuple[int, Any]] = []
         self._last_time = 0.0
@@ -43,9 +77,11 @@ class MemorySampler:
             import pynvml
 
             pynvml.nvmlInit()
-            count = pynvml.nvmlDeviceGetCount()
-            indices = device_indices if device_indices is not None else list(range(count))
-            self._handles = [(i, pynvml.nvmlDeviceGetHandleByIndex(i)) for i in indices if i < count]
+            handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            indices = cuda_visible(handles, pynvml)
+            if processes > 1:
+                indices = indices[:processes]
+            self._handles = [(i, handles[i]) for i in indices]
             self._nvml = pynvml
         except Exception:  # no driver, no GPU: the process's memory is still reported
             self._nvml = None

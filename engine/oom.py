@@ -170,10 +170,10 @@ def memory(message: str = "") -> dict[str, Any]:
     info = _proc_kb("/proc/meminfo", ("MemTotal", "MemAvailable"))
     total_ram = info.get("MemTotal")
     if total_ram is None:
-        try:
-            total_ram = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / MB, 1)
-        except (ValueError, OSError, AttributeError):
-            total_ram = None
+        from engine.gpu import system_ram
+
+        ram = system_ram()
+        total_ram = round(ram / MB, 1) if ram else None
     out["host"] = {"total_mb": total_ram, "available_mb": info.get("MemAvailable")}
     tried = _tried_mb(message)
     if tried is not None:
