@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import heapq
 import math
-import os
 import random
 import re
 import sys
