@@ -68,8 +68,7 @@ def gather(value: Any) -> list[Any]:
 
 
 def check(cfg: dict[str, Any]) -> None:
-    """Refuse the combinations that cannot run, in one line each, before any model loads."""
-    strategy = cfg["run"]["distributed"]
+    """In the engine under torchrun: enough GPUs for the processes here, and a strategy that can run."""
     if world_size() <= 1:
         return
     import torch
@@ -77,6 +76,13 @@ def check(cfg: dict[str, Any]) -> None:
     if torch.cuda.is_available() and torch.cuda.device_count() < local_world_size():
         count = torch.cuda.device_count()
         raise EngineError("config", f"run.gpus={local_world_size()} but {count} GPU(s) are visible on this machine; use --gpus {count}")
+    check_strategy(cfg)
+
+
+def check_strategy(cfg: dict[str, Any]) -> None:
+    """Refuse the strategy combinations that cannot run, in one line each (no torch: the cockpit
+    checks this before it launches, the engine again for a run started by hand)."""
+    strategy = cfg["run"]["distributed"]
     if strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
         raise EngineError("config", f"run.distributed={strategy} needs DeepSpeed: pip install deepspeed (or use --distributed fsdp)")
     if cfg["model"]["finetune"] == "qlora" and strategy in ("fsdp", "deepspeed-zero3"):

@@ -97,16 +97,14 @@ def check_data(cfg: dict[str, Any]) -> list[str]:
 
 def check_launch(cfg: dict[str, Any]) -> list[str]:
     """Refuse a multi-process launch that cannot start (EngineError kind config); notes to print otherwise."""
-    import importlib.util
-
+    from engine import distributed
     from engine.errors import EngineError
 
     run = cfg["run"]
     gpus, strategy = run["gpus"], run["distributed"]
     if gpus <= 1 and not run["launcher_args"]:
         return []
-    if strategy.startswith("deepspeed") and importlib.util.find_spec("deepspeed") is None:
-        raise EngineError("config", f"--distributed {strategy} needs DeepSpeed: pip install deepspeed (or use --distributed fsdp)")
+    distributed.check_strategy(cfg)
     from cockpit.supervisor import MULTI_NODE_OPTIONS
     from engine.estimate import visible_gpus
 
