@@ -32,12 +32,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _is_oom(exc: BaseException) -> bool:
-    from engine import oom
-
-    return oom.is_oom(exc)
-
-
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
@@ -118,11 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:  # the run died: say why in one line, keep the traceback in the log
         traceback.print_exc()
         tail = "".join(traceback.format_exception(exc)[-12:])
-        kind = "oom" if _is_oom(exc) else "crash"
-        if isinstance(exc, KeyboardInterrupt):
-            kind = "crash"
         from engine import oom
 
+        kind = "oom" if oom.is_oom(exc) else "crash"
+        if isinstance(exc, KeyboardInterrupt):
+            kind = "crash"
         # The step and batch in flight and, out of memory, the memory then (the failed step's tensors freed after).
         where = oom.failure(exc, kind == "oom")
         writer = events
