@@ -73,6 +73,8 @@ class MemorySampler:
         self._handles: list[tuple[int, Any]] = []
         self._last_time = 0.0
         self._last_gpus: list[dict[str, Any]] = []
+        self._start_reserved_mb: float | None = None  # set by mark_start once the model is loaded
+        self._start_rss_mb: float | None = None
         try:
             import pynvml
 
@@ -131,9 +133,7 @@ class MemorySampler:
     def snapshot(self, ranks: list[dict[str, float] | None] | None = None) -> dict[str, Any]:
         """The payload of a `memory` event; `ranks`: every rank's torch peaks, in a run of several processes."""
         out: dict[str, Any] = {"gpus": self.gpus(), "torch": self.torch_peaks(), "process": {"rss_mb": _rss_mb()}}
-        if ranks is not None:
-            out["ranks"] = [{"rank": i, **(peaks or {})} for i, peaks in enumerate(ranks)]
-        return out
+        return _with_ranks(out, ranks)
 
     def mark_start(self) -> None:
         """Remember what is reserved once the model is loaded, before the first step."""
@@ -147,16 +147,13 @@ class MemorySampler:
         peak_rss = _peak_rss_mb()
         peaks = self.torch_peaks()
         if peaks is None:
-            out = {"device": "cpu", "peak_rss_mb": peak_rss, "start_rss_mb": getattr(self, "_start_rss_mb", None)}
-            if ranks is not None:
-                out["ranks"] = [{"rank": i, **(p or {})} for i, p in enumerate(ranks)]
-            return out
+            return _with_ranks({"device": "cpu", "peak_rss_mb": peak_rss, "start_rss_mb": self._start_rss_mb}, ranks)
         import torch
 
         index = torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
         total = round(props.total_memory / 2**20, 1)
-        start = getattr(self, "_start_reserved_mb", None) or 0.0
+        start = self._start_reserved_mb or 0.0
         peak = peaks["peak_reserved_mb"]
         out: dict[str, Any] = {
             "device": props.name,
@@ -169,9 +166,14 @@ class MemorySampler:
             "training_pct": round(100 * (peak - start) / total, 1) if total else None,
             "peak_rss_mb": peak_rss,
         }
-        if ranks is not None:
-            out["ranks"] = [{"rank": i, **(p or {})} for i, p in enumerate(ranks)]
-        return out
+        return _with_ranks(out, ranks)
+
+
+def _with_ranks(payload: dict[str, Any], ranks: list[dict[str, float] | None] | None) -> dict[str, Any]:
+    """`payload` with every rank's own figures as `ranks` [{rank, ...}], in a run of several processes."""
+    if ranks is not None:
+        payload["ranks"] = [{"rank": i, **(figures or {})} for i, figures in enumerate(ranks)]
+    return payload
 
 
 def devices() -> list[dict[str, Any]]:
