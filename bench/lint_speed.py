@@ -68,7 +68,7 @@ def time_loads(path: Path) -> float:
 
 
 def time_lint(path: Path, tokenizer=None) -> float:
-    from engine.lint import lint_file
+    from engine.data.lint import lint_file
 
     t = time.perf_counter()
     report = lint_file(path, tokenizer=tokenizer, max_length=4096)
@@ -78,9 +78,9 @@ def time_lint(path: Path, tokenizer=None) -> float:
 
 
 def rendered_texts(path: Path, tokenizer) -> list[str]:
-    from engine.data import iter_records
-    from engine.formats import detect_format, normalize_record
-    from engine.tokens import render
+    from engine.data.load import iter_records
+    from engine.data.formats import detect_format, normalize_record
+    from engine.data.tokens import render
 
     texts = []
     for _, rec in iter_records(path):
@@ -101,7 +101,7 @@ def time_encode(texts: list[str], tokenizer, backend: bool, batch: int = 256) ->
 
 
 def peak_rss_mb(path: Path) -> float:
-    code = ("import resource, sys; sys.path.insert(0, %r); from engine.lint import lint_file; "
+    code = ("import resource, sys; sys.path.insert(0, %r); from engine.data.lint import lint_file; "
             "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; lint_file(%r); "
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, r0 / 1024)"
             % (str(ROOT), str(path)))
@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="interleaved runs; the best is kept")
     args = ap.parse_args()
 
-    from engine.tiny import load_tokenizer
+    from engine.model.tiny import load_tokenizer
 
     lines = sample_lines()
     with tempfile.TemporaryDirectory() as tmp:

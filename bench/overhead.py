@@ -51,7 +51,9 @@ def bare_run(cfg: dict, workdir: Path) -> float:
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from engine import data, models, trl_args
+    from engine.data import load as data
+    from engine.model import load as models
+    from engine.train import trl_args
 
     d = cfg["data"]
     splits = data.load_splits(d["path"], eval_split=0.0, eval_required=False, seed=cfg["train"]["seed"])
@@ -75,7 +77,7 @@ def callback_cost_ms(workdir: Path, calls: int = 500) -> float:
     import time
     from types import SimpleNamespace
 
-    from engine.callbacks import ControlCallback, EventsCallback, StopFlag
+    from engine.train.callbacks import ControlCallback, EventsCallback, StopFlag
     from engine.events import EventWriter
 
     run_dir = Path(tempfile.mkdtemp(dir=workdir))

@@ -5,10 +5,10 @@ log entries, or a checkpoint dir holding a trainer_state.json."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
+from engine import run_dir as names
 from engine.events import EVENTS_FILE, parse_line
 
 TRAINER_STATE = "trainer_state.json"
@@ -16,7 +16,6 @@ TRAINER_STATE = "trainer_state.json"
 SUMMARY_KEYS = ("train_runtime", "train_samples_per_second", "train_steps_per_second", "total_flos", "train_loss")
 # Keys that make a dict a training log entry.
 LOG_KEYS = ("loss", "eval_loss", "learning_rate", "lr", "grad_norm", "reward", "epoch", "train_runtime")
-_CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
 EXPECTED = "expected a run dir, an events.jsonl, a trainer_state.json or a JSON list of log_history entries"
 
 
@@ -47,12 +46,12 @@ def _from_dir(path: Path) -> tuple[list[dict[str, Any]], str]:
         events, _ = _from_file(state_file)
         return events, f"checkpoint {path.name}"
     checkpoints = []
-    for parent in (path, path / "checkpoints"):
+    for parent in (path, path / names.CHECKPOINTS):
         if parent.is_dir():
             for child in parent.iterdir():
-                match = _CHECKPOINT.search(child.name)
-                if match and (child / TRAINER_STATE).is_file():
-                    checkpoints.append((int(match.group(1)), child))
+                step = names.checkpoint_step(child.name)
+                if step is not None and (child / TRAINER_STATE).is_file():
+                    checkpoints.append((step, child))
     if checkpoints:
         _, latest = max(checkpoints)
         events, _ = _from_file(latest / TRAINER_STATE)
@@ -149,9 +148,8 @@ def trainer_state_events(state: dict[str, Any], path: Path | None = None) -> lis
     ]
     events = head + log_history_events(entries)
     best = state.get("best_model_checkpoint")
-    match = _CHECKPOINT.search(str(best or "").replace("\\", "/").rstrip("/"))
-    if match:
-        step = int(match.group(1))
+    step = names.checkpoint_step(best) if best else None
+    if step is not None:
         at = next((i for i, e in enumerate(events) if isinstance(e.get("step"), int) and e["step"] > step and i >= len(head)), len(events))
         events.insert(at, {"v": 1, "type": "checkpoint", "time": None, "step": step, "path": str(best)})
     return events

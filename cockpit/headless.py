@@ -10,34 +10,29 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from cockpit.run_state import RunState
+from cockpit.format import gib, metric, severity_style
+from cockpit.state import RunState
 from cockpit.supervisor import RunHandle
-from engine.events import number
 
 POLL_S = 0.25
-
-
-def _fmt(value: Any, spec: str = ".4g") -> str:
-    v = number(value)
-    return "-" if v is None else format(v, spec)
 
 
 def metrics_line(event: dict[str, Any]) -> str:
     """One dense line per training log: step, epoch, loss, grad_norm, lr, tokens/s."""
     parts = [
         f"step {event.get('step')}/{event.get('total_steps') or '?'}",
-        f"epoch {_fmt(event.get('epoch'), '.2f')}",
-        f"loss {_fmt(event.get('loss'))}",
-        f"grad_norm {_fmt(event.get('grad_norm'))}",
-        f"lr {_fmt(event.get('learning_rate'), '.3g')}",
+        f"epoch {metric(event.get('epoch'), '.2f')}",
+        f"loss {metric(event.get('loss'))}",
+        f"grad_norm {metric(event.get('grad_norm'))}",
+        f"lr {metric(event.get('learning_rate'), '.3g')}",
     ]
     if event.get("tokens_per_second") is not None:
-        parts.append(f"tok/s {_fmt(event.get('tokens_per_second'), '.0f')}")
+        parts.append(f"tok/s {metric(event.get('tokens_per_second'), '.0f')}")
     return "  ".join(parts)
 
 
 def eval_line(event: dict[str, Any]) -> str:
-    losses = [f"{k} {_fmt(v)}" for k, v in event.items() if k.startswith("eval_") and k.endswith("loss")]
+    losses = [f"{k} {metric(v)}" for k, v in event.items() if k.startswith("eval_") and k.endswith("loss")]
     return f"eval  step {event.get('step')}  " + "  ".join(losses or ["(no loss)"])
 
 
@@ -56,10 +51,15 @@ def dataset_lines(event: dict[str, Any]) -> list[str]:
 def follow(
     handle: RunHandle,
     console: Console,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
+    on_findings: Callable[[list[Any]], None] | None = None,
 ) -> RunState:
-    """Render a run until its engine exits. Ctrl-C asks for a graceful stop; a second one kills."""
-    state = RunState()
+    """Render a run until its engine exits; returns the handle's state. Ctrl-C asks for a graceful
+    stop; a second one kills.
+
+    Only fresh events are printed: what the handle folded before (a resumed run's history) and the
+    steps a resume repeats are not shown again.
+    """
+    state = handle.state
     interrupts = 0
 
     def on_sigint(signum: int, frame: Any) -> None:
@@ -85,32 +85,31 @@ def follow(
         transient=False,
         refresh_per_second=4,
     )
-    task = progress.add_task("starting", total=None, epoch="-", latest="")
+    task = progress.add_task("starting", total=None, epoch="-", latest="", completed=state.step or 0)
+
+    def drain() -> None:
+        for event, fresh, changed in handle.poll():
+            if fresh:
+                _render_event(event, progress.console)
+            if changed and on_findings is not None:
+                on_findings(changed)
+
     try:
         with progress:
             while True:
                 alive = handle.is_running()
-                for event in handle.read_events():
-                    state.feed(event)
-                    _render_event(event, progress.console)
-                    if on_event is not None:
-                        on_event(event)
-                latest = f"loss {_fmt(state.metrics.get('loss'))} eval {_fmt(state.eval.get('eval_loss'))}" if state.metrics else ""
+                drain()
+                latest = f"loss {metric(state.metrics.get('loss'))} eval {metric(state.eval.get('eval_loss'))}" if state.metrics else ""
                 progress.update(
                     task,
                     description=state.phase,
                     total=state.total_steps,
-                    completed=state.step,
-                    epoch=_fmt(state.epoch, ".2f") if state.epoch is not None else "-",
+                    completed=state.step or 0,
+                    epoch=metric(state.epoch, ".2f") if state.epoch is not None else "-",
                     latest=latest,
                 )
                 if not alive:
-                    # The last lines may land between the poll and the exit.
-                    for event in handle.read_events():
-                        state.feed(event)
-                        _render_event(event, progress.console)
-                        if on_event is not None:
-                            on_event(event)
+                    drain()  # the last lines may land between the poll and the exit
                     break
                 time.sleep(POLL_S)
     finally:
@@ -134,10 +133,6 @@ def _render_event(event: dict[str, Any], console: Console) -> None:
         console.print(f"[dim]checkpoint saved: {event.get('path')}[/]", highlight=False)
 
 
-def _gib(mb: Any) -> str:
-    return f"{mb / 1024:.1f} GiB" if isinstance(mb, (int, float)) else "?"
-
-
 def memory_lines(report: dict[str, Any] | None, estimate: dict[str, Any] | None = None) -> list[str]:
     """The end-of-run memory report: GPU, total, reserved at the start, peak, what training added;
     and how close the pre-run estimate came (its allocated bytes against torch's peak allocated)."""
@@ -147,29 +142,26 @@ def memory_lines(report: dict[str, Any] | None, estimate: dict[str, Any] | None 
     if report.get("device") == "cpu":
         peaks = [r.get("peak_rss_mb") for r in ranks if isinstance(r.get("peak_rss_mb"), (int, float))]
         if len(peaks) > 1:
-            return [f"memory: no GPU; {len(peaks)} processes, peak RSS {', '.join(_gib(p) for p in peaks)}"]
-        return [f"memory: no GPU; peak RSS {_gib(report.get('peak_rss_mb'))}"]
+            return [f"memory: no GPU; {len(peaks)} processes, peak RSS {', '.join(gib(p) for p in peaks)}"]
+        return [f"memory: no GPU; peak RSS {gib(report.get('peak_rss_mb'))}"]
     lines = [
-        f"memory: {report.get('device')}, {_gib(report.get('total_mb'))}; {_gib(report.get('start_reserved_mb'))} reserved at the start, "
-        f"peak {_gib(report.get('peak_reserved_mb'))} ({report.get('peak_pct')}%), training added {_gib(report.get('training_mb'))} "
+        f"memory: {report.get('device')}, {gib(report.get('total_mb'))}; {gib(report.get('start_reserved_mb'))} reserved at the start, "
+        f"peak {gib(report.get('peak_reserved_mb'))} ({report.get('peak_pct')}%), training added {gib(report.get('training_mb'))} "
         f"({report.get('training_pct')}%)"
     ]
     rank_peaks = [r.get("peak_reserved_mb") for r in ranks if isinstance(r.get("peak_reserved_mb"), (int, float))]
     if len(rank_peaks) > 1:
-        lines.append(f"  peak per GPU (rank 0..{len(rank_peaks) - 1}): {', '.join(_gib(p) for p in rank_peaks)}")
+        lines.append(f"  peak per GPU (rank 0..{len(rank_peaks) - 1}): {', '.join(gib(p) for p in rank_peaks)}")
     predicted, measured = (estimate or {}).get("allocated_bytes"), report.get("peak_allocated_mb")
     if isinstance(predicted, (int, float)) and isinstance(measured, (int, float)) and measured > 0:
         ratio = predicted / (measured * 2**20)
-        lines.append(f"  estimate {_gib(predicted / 2**20)} allocated vs measured peak {_gib(measured)}: {ratio:.2f}x")
+        lines.append(f"  estimate {gib(predicted / 2**20)} allocated vs measured peak {gib(measured)}: {ratio:.2f}x")
     return lines
-
-
-SEVERITY_STYLE = {"red": "bold red", "amber": "yellow", "info": "cyan"}
 
 
 def print_finding(console: Console, finding: Any) -> None:
     """A finding as it is raised: one line in its severity's colour, the fix on the next."""
-    style = SEVERITY_STYLE.get(finding.severity, "")
+    style = severity_style(finding.severity)
     step = f" at step {finding.step}" if finding.step is not None else ""
     console.print(f"[{style}]{finding.severity.upper():<5} {finding.code}[/]{step}: {finding.title}. {finding.evidence_text}", highlight=False)
     if finding.fix:
@@ -184,5 +176,5 @@ def print_findings_summary(console: Console, findings: list[Any]) -> None:
     counts = {s: sum(1 for f in findings if f.severity == s) for s in ("red", "amber", "info")}
     console.print("findings: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n), highlight=False)
     for finding in findings:
-        style = SEVERITY_STYLE.get(finding.severity, "")
+        style = severity_style(finding.severity)
         console.print(f"  [{style}]{finding.severity:<5}[/] {finding.code:<20} {finding.title}", highlight=False)

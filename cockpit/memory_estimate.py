@@ -1,4 +1,4 @@
-"""The memory estimate as `cockpit run` prints it and the new-run form shows it (engine/estimate.py computes it)."""
+"""The memory estimate as `cockpit run` prints it and the new-run form shows it (engine/memory/estimate.py computes it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from engine import estimate as estimate_mod
+from engine.memory import estimate as estimate_mod
 
 
 def print_estimate(cfg: dict[str, Any], out: Console, err: Console) -> estimate_mod.Estimate:

@@ -1,8 +1,9 @@
 """Starts, attaches to, tails and signals an engine run. Shared by `cockpit run` and the TUI.
 
-The run dir is the interface: the engine appends to RUN_DIR/events.jsonl and reads stop/save
-requests from RUN_DIR/control, so a run started here can be watched or stopped from anywhere.
-Imports no Textual and no torch.
+The run dir is the interface: the engine appends to RUN_DIR/events.jsonl, reads stop/save
+requests from RUN_DIR/control and holds RUN_DIR/engine.lock while it lives, so a run started here
+can be watched or stopped from anywhere. A RunHandle folds the events once, into its `state` (the
+one RunState) through its `diagnoser`. Imports no Textual and no torch.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cockpit.diagnose import Diagnoser, Finding
+from cockpit.state import RunState
 from engine import config as config_mod
-from engine.events import EVENTS_FILE, EventTail, read_events
+from engine import run_dir as names
+from engine.events import EventTail
 
-CONFIG_FILE = "config.yaml"
-LOG_FILE = "engine.log"
-CONTROL_FILE = "control"
+# The run dir's file names, from the one module that names them (engine/run_dir.py).
+CONFIG_FILE, LOG_FILE, CONTROL_FILE, EVENTS_FILE = names.CONFIG, names.LOG, names.CONTROL, names.EVENTS
 
 
 class RunDirError(ValueError):
@@ -30,25 +33,34 @@ class RunDirError(ValueError):
 
 
 def new_run_dir(cfg: dict[str, Any], output_dir: str | Path | None = None) -> Path:
-    """runs/<name>-<timestamp>, or the dir given; never one that already holds anything."""
+    """Make runs/<name>-<timestamp>, or the dir given, and return it; never one that holds anything.
+
+    The dir is created here (mkdir is atomic), so two launches in the same second, or two
+    processes given the same --output-dir, never share one.
+    """
     if output_dir is not None:
         run_dir = Path(output_dir)
-    else:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        name = cfg["run"]["name"] or "run"
-        run_dir = Path(cfg["run"]["runs_dir"]) / f"{name}-{stamp}"
-        suffix = 1
-        while run_dir.exists():  # two runs started in the same second
-            suffix += 1
-            run_dir = Path(cfg["run"]["runs_dir"]) / f"{name}-{stamp}-{suffix}"
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise RunDirError(f"{run_dir} already exists; continue it with --resume {run_dir}, or choose another --output-dir")
-    return run_dir
+        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise RunDirError(f"{run_dir} already exists; continue it with --resume {run_dir}, or choose another --output-dir")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run_dir
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = cfg["run"]["name"] or "run"
+    root = Path(cfg["run"]["runs_dir"])
+    root.mkdir(parents=True, exist_ok=True)
+    for suffix in range(1, 1000):
+        run_dir = root / (f"{name}-{stamp}" + (f"-{suffix}" if suffix > 1 else ""))
+        try:
+            run_dir.mkdir()
+        except FileExistsError:  # two runs started in the same second
+            continue
+        return run_dir
+    raise RunDirError(f"{root}: no free run dir name for {name}-{stamp}; choose --output-dir")
 
 
 def write_config(run_dir: Path, cfg: dict[str, Any]) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG_FILE).write_text(config_mod.dump(cfg), encoding="utf-8")
+    """config.yaml (secrets redacted) and, where there are secrets, .secrets.yaml for the engine."""
+    config_mod.write_run_config(run_dir, cfg)
 
 
 # torchrun options that say where the other machines are; without them the run is one machine's.
@@ -71,22 +83,38 @@ def engine_command(run_dir: Path, resume: bool = False, cfg: dict[str, Any] | No
 
 @dataclass
 class RunHandle:
-    """One run: the engine process when we started it, and a tail on its events either way."""
+    """One run: the engine process when we started it, a tail on its events, and their one fold."""
 
     run_dir: Path
     process: subprocess.Popen | None = None
     pid: int | None = None
     tail: EventTail = field(init=False)
-    finished: dict[str, Any] | None = None
-    engine_pid: int | None = None  # the engine's own pid (rank 0's under torchrun), from run_started
+    state: RunState = field(init=False)
+    diagnoser: Diagnoser = field(init=False)
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
         self.tail = EventTail(self.run_dir / EVENTS_FILE)
+        self.state = RunState()
+        self.diagnoser = Diagnoser(self.state)
+
+    @property
+    def finished(self) -> dict[str, Any] | None:
+        return self.state.finished
+
+    @property
+    def engine_pid(self) -> int | None:
+        """The live engine's own pid (rank 0's under torchrun), from its run_started."""
+        live = self.state.live
+        return live.pid if live else None
 
     @classmethod
-    def start(cls, run_dir: Path, resume: bool = False, env: dict[str, str] | None = None) -> RunHandle:
-        """Spawn the engine in its own process group, its output appended to engine.log."""
+    def start(cls, run_dir: Path, resume: bool = False, env: dict[str, str] | None = None, handle: RunHandle | None = None) -> RunHandle:
+        """Spawn the engine in its own process group, its output appended to engine.log.
+
+        `handle`: the handle that has folded the run's earlier events (a resume), kept so that
+        nothing is folded twice.
+        """
         run_dir = Path(run_dir).resolve()
         cfg = config_mod.load_run_config(run_dir)
         log = open(run_dir / LOG_FILE, "ab")
@@ -105,41 +133,53 @@ class RunHandle:
             start_new_session=True,
         )
         log.close()
-        return cls(run_dir=run_dir, process=process, pid=process.pid)
+        if handle is None:
+            handle = cls(run_dir=run_dir)
+        handle.run_dir, handle.process, handle.pid = run_dir, process, process.pid
+        return handle
 
     @classmethod
     def attach(cls, run_dir: Path) -> RunHandle:
-        """A handle on a run started elsewhere (or finished); its pid comes from run_started."""
+        """A handle on a run started elsewhere (or finished); nothing is read until `poll`."""
         run_dir = Path(run_dir)
-        if not (run_dir / EVENTS_FILE).is_file() and not (run_dir / CONFIG_FILE).is_file():
+        if not names.is_run_dir(run_dir):
             raise RunDirError(f"{run_dir} is not a run dir (no {EVENTS_FILE} or {CONFIG_FILE})")
-        handle = cls(run_dir=run_dir)
-        pid = None
-        if (run_dir / EVENTS_FILE).is_file():
-            for event in read_events(run_dir / EVENTS_FILE):
-                if event.get("type") == "run_started":
-                    pid, handle.finished = event.get("pid"), None
-                elif event.get("type") == "run_finished":
-                    handle.finished = event
-        handle.pid = handle.engine_pid = pid
-        return handle
+        return cls(run_dir=run_dir)
+
+    def poll(self, max_bytes: int | None = None) -> list[tuple[dict[str, Any], bool, list[Finding]]]:
+        """The events appended since the last poll, folded: (event, fresh, findings it raised or updated).
+
+        `fresh` is False for an event at a step already folded (a resume repeats steps).
+        """
+        out = []
+        for event in self.tail.read_new(max_bytes):
+            before = self.state.repeated
+            changed = self.diagnoser.feed(event)
+            out.append((event, self.state.repeated == before, changed))
+        return out
+
+    def catch_up(self) -> None:
+        """Fold every event written so far, silently (before a resume, or a watcher's first screen)."""
+        while self.poll(4 * 1024 * 1024):
+            pass
 
     def read_events(self) -> list[dict[str, Any]]:
-        events = self.tail.read_new()
-        for event in events:
-            if event.get("type") == "run_finished":
-                self.finished = event
-            elif event.get("type") == "run_started":
-                self.engine_pid = event.get("pid")
-        return events
+        return [event for event, _, _ in self.poll()]
 
     def is_running(self) -> bool:
-        if self.process is not None:
-            return self.process.poll() is None
-        if self.finished is not None or not self.pid:
+        """Whether an engine works on this run now: ours while its process lives; another's while it
+        holds the run dir's lock (the kernel drops it when the engine dies, kill -9 included)."""
+        if self.process is not None and self.process.poll() is None:
+            return True
+        if names.holder(self.run_dir) is not None:
+            return True
+        if self.process is not None or (self.run_dir / names.LOCK).exists():
+            return False
+        live = self.state.live  # an engine from before the lock: its pid, unless it said it finished
+        if live is None or live.finished is not None or not live.pid:
             return False
         try:
-            os.kill(self.pid, 0)
+            os.kill(live.pid, 0)
         except (ProcessLookupError, PermissionError):
             return False
         return True

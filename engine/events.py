@@ -10,7 +10,7 @@ Payloads (keys beyond these may appear; readers ignore what they don't know):
 - run_started: config (the resolved config, secrets redacted), versions {python, torch, transformers,
   trl, peft}, devices [{index, name, total_mb}] (empty on CPU), run_dir, resumed_from (checkpoint
   path or null), pid, world_size
-- estimate: the memory estimate made before the model loads (engine/estimate.py): verdict ("fits",
+- estimate: the memory estimate made before the model loads (engine/memory/estimate.py): verdict ("fits",
   "tight", "will_not_fit", "no_gpu", "unknown"), line (the one-line text), total_bytes and total_gib
   per GPU (on the CPU: the process), allocated_bytes (total less the CUDA context and fragmentation
   overhead: compare with torch's peak allocated; total_bytes with NVML's used), components {weights,
@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any
 
 VERSION = 1
-EVENTS_FILE = "events.jsonl"
+from engine.run_dir import EVENTS as EVENTS_FILE  # noqa: E402,F401  (the run dir's names live in one module)
 
 # In run order. Readers must accept types not listed here.
 TYPES = (

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 from cockpit.cli import main
+from cockpit.diagnose import diagnose_events
+from cockpit.state import fold
 from conftest import of_type
 from engine.events import read_events
 
@@ -181,6 +183,52 @@ def test_ctrl_c_stops_with_checkpoint_and_resume_continues_exactly(tmp_path, run
     for e in resumed:  # same optimizer, scheduler and data order: the same losses as the uninterrupted run
         assert math.isclose(e["loss"], ref_loss[e["step"]], rel_tol=1e-3), (e["step"], e["loss"], ref_loss[e["step"]])
     assert (run_dir / "final").is_dir()
+    # The resumed command prints only what is new: no step of the first engine, one start-up header.
+    printed = [int(m.group(1)) for m in re.finditer(r"^step (\d+)/", result.stdout, re.M)]
+    assert printed and min(printed) > stopped_at, result.stdout
+    assert result.stdout.count("preparing data") == 1 and "divergence" not in result.stdout
+    # The run folds, and is diagnosed, as the uninterrupted one is (the false red divergence is gone).
+    assert_same_fold(events, reference)
+    saved = {f["code"] for f in json.loads((run_dir / "findings.json").read_text())["findings"]}
+    assert saved == {f.code for f in diagnose_events(reference)}
+
+
+def assert_same_fold(events: list[dict], reference: list[dict]) -> None:
+    """A run of several engine processes folds to the state of one that ran straight through."""
+    got, want = fold(events), fold(reference)
+    assert (got.n_logs, len(got.loss), got.step) == (want.n_logs, len(want.loss), want.step)
+    for a, b in zip(got.loss.points(1000)[1] + [got.first_loss], want.loss.points(1000)[1] + [want.first_loss]):
+        assert math.isclose(a, b, rel_tol=1e-3)
+    assert got.status(False) == want.status(False) == "completed"
+    assert {f.code: f.severity for f in diagnose_events(events)} == {f.code: f.severity for f in diagnose_events(reference)}
+
+
+def test_resume_after_kill_9_repeats_steps_and_folds_like_an_uninterrupted_run(tmp_path, run_engine):
+    """kill -9 after a checkpoint: the resumed engine trains the steps after it again; the fold keeps each step once."""
+    from cockpit.supervisor import RunHandle, write_config
+    from engine import config as config_mod
+
+    sets = ["train.max_steps=8", "train.save_steps=3", "train.eval_strategy=no", "train.logging_steps=1"]
+    code, reference, _ = run_engine(sets=sets)
+    assert code == 0
+    run_dir = tmp_path / "killed"
+    write_config(run_dir, config_mod.resolve(preset="quick-test", sets=sets))
+    proc = subprocess.Popen([sys.executable, "-m", "engine", str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_step(run_dir / "events.jsonl", 4)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    first = list(read_events(run_dir / "events.jsonl"))
+    handle = RunHandle.attach(run_dir)
+    handle.catch_up()
+    assert not handle.is_running() and handle.state.status(False) == "ended"  # no engine holds the run dir
+    code, events, _ = run_engine(resume_dir=run_dir)
+    assert code == 0
+    started = of_type(events, "run_started")
+    assert [s.get("resumed_from") for s in started] == [None, 3]
+    steps = [e["step"] for e in of_type(events, "metrics")]
+    assert steps.count(4) == 2  # the second engine trained step 4 again
+    assert max(e["step"] for e in of_type(first, "metrics")) >= 4
+    assert_same_fold(events, reference)
 
 
 def test_resume_refuses_new_options(tmp_path, invoke):
@@ -190,3 +238,29 @@ def test_resume_refuses_new_options(tmp_path, invoke):
     result = invoke(["run", "--resume", str(run_dir), "--lr", "1e-3"])
     assert result.exit_code == 2
     assert "--resume" in one_line_error(result)
+
+
+def test_a_second_engine_on_a_live_run_dir_is_refused(tmp_path):
+    """One engine per run dir: a resume (or a second engine) while one trains is refused in one line, writing nothing."""
+    from cockpit.supervisor import RunHandle, write_config
+    from engine import config as config_mod
+
+    run_dir = tmp_path / "live"
+    write_config(run_dir, config_mod.resolve(preset="quick-test", sets=["train.max_steps=500", "train.logging_steps=1", "train.eval_strategy=no"]))
+    proc = subprocess.Popen([sys.executable, "-m", "engine", str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_step(run_dir / "events.jsonl", 1)
+        watcher = RunHandle.attach(run_dir)
+        watcher.catch_up()
+        assert watcher.is_running() and watcher.state.status(watcher.is_running()) == "running"
+        result = cockpit("run", "--resume", str(run_dir))
+        assert result.returncode == 2
+        line = one_line_error(result)
+        assert "in use" in line and f"pid {proc.pid}" in line and "cockpit watch" in line
+        second = subprocess.run([sys.executable, "-m", "engine", str(run_dir), "--resume"], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and "in use" in second.stderr
+        assert len(of_type(list(read_events(run_dir / "events.jsonl")), "run_started")) == 1
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    assert not RunHandle.attach(run_dir).is_running()  # the kernel dropped the lock with the process

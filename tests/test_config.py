@@ -47,8 +47,8 @@ def test_preset_paths_resolve_from_any_directory(tmp_path, monkeypatch):
         (["train.learnig_rate=1e-5"], "did you mean 'train.learning_rate'"),
         (["lora.rank=8"], "did you mean 'lora.r'"),
         (["trainn.max_length=5"], "did you mean 'train'"),
-        (["train.max_length=abc"], "must be int"),
-        (["model.finetune=half"], "'lora' | 'qlora' | 'full'"),
+        (["train.max_length=abc"], "'train.max_length' must be a whole number, got 'abc'"),
+        (["model.finetune=half"], "must be one of 'lora', 'qlora' or 'full', got 'half'"),
         (["nodot=1"], "section.key=value"),
     ],
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.data import DataError, Splits, detect_format, iter_records, load_splits
+from engine.data.load import DataError, Splits, detect_format, iter_records, load_splits
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "datasets"
 
@@ -158,7 +158,7 @@ def test_json_list_single_record_and_json_lines_named_json(tmp_path):
 
 
 def test_json_list_streams_across_chunks(tmp_path, monkeypatch):
-    import engine.data as data
+    import engine.data.load as data
 
     monkeypatch.setattr(data, "_CHUNK", 7)  # every record straddles a chunk boundary
     recs = [{"input": "x" * i, "output": str(i)} for i in range(20)]
@@ -196,7 +196,7 @@ def test_detect_format_directly():
 
 
 def test_module_imports_no_heavy_packages():
-    code = ("import sys, engine.data, engine.formats; "
+    code = ("import sys, engine.data.load, engine.data.formats; "
             "print([m for m in ('torch', 'datasets', 'transformers') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], check=True)

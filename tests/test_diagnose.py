@@ -148,11 +148,15 @@ def test_truncation():
     assert "--max-length 1536" in found.fix and "40 of 100" in found.evidence_text
     assert codes([started(), dataset({"truncated": 2})])["truncation"].severity == "amber"
     assert "truncation" not in codes([started(), dataset()])
-    # The engine refuses to start when max_length leaves no completion: its message carries the fix.
-    error = ev("error", None, kind="data", message="data.jsonl: max_length 64 cuts away the whole completion of 9 of 9 "
-               "training records (TRL would drop them); use --max-length 700 to keep every record whole")
+    # The engine refuses to start when max_length leaves no completion: the error carries its code and fix as data.
+    error = ev("error", None, kind="data", code="completion_lost", overrides={"train.max_length": 704},
+               message="completion_lost: 9 records whose whole completion max_length cuts away (first at data.jsonl:1); "
+               "fix: raise max_length: --max-length 704")
     found = codes([started(), error])
-    assert found["truncation"].overrides == {"train.max_length": 700} and "crash" not in found
+    assert found["truncation"].overrides == {"train.max_length": 704} and "crash" not in found
+    # The message is prose for people: a number in it is never read back.
+    error = ev("error", None, kind="data", code="completion_lost", message="use --max-length 700")
+    assert codes([started(), error])["truncation"].overrides == {}
 
 
 def test_chat_template():
@@ -368,7 +372,7 @@ def test_reward_zero_std():
 def test_completions_clipped():
     found = codes(grpo_run(completions__clipped_ratio=0.95, completions__mean_length=250.0))["completions-clipped"]
     assert found.severity == "red" and found.overrides == {"grpo.max_completion_length": 512}
-    assert "--set grpo.max_completion_length=512" in found.fix
+    assert "--max-completion-length 512" in found.fix
     assert "completions-clipped" not in codes(grpo_run(completions__clipped_ratio=0.5))
 
 

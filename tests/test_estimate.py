@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from engine import config as config_mod
-from engine import estimate as est
-from engine import model_shape
+from engine.memory import estimate as est
+from engine.model import shape as model_shape
 
 GIB = 2**30
 GPU_24 = {"index": 0, "name": "NVIDIA GeForce RTX 4090", "total_mb": 24564.0, "bf16": True}
@@ -80,7 +80,7 @@ def test_headers_count_every_parameter_and_every_lora_weight(tmp_path, tied):
 
 
 def test_builtin_tiny_is_sized_without_building_it():
-    from engine import tiny
+    from engine.model import tiny
 
     assert model_shape.model_shape("builtin:tiny").params == tiny.build_model().num_parameters()
 
@@ -95,7 +95,7 @@ def test_7b_config_weighs_14_5_gb_in_bf16_and_about_4_gb_in_qlora(tmp_path):
     assert bf16.assumptions["precision"] == "bf16"
     qlora = est.estimate(resolve(folder, "model.finetune=qlora"), gpus=[GPU_80])
     # NF4 linear layers (3.6 GB) plus embeddings and lm_head, which peft's prepare_model_for_kbit_training
-    # (engine/models.py) upcasts to fp32 (1 GB).
+    # (engine/model/load.py) upcasts to fp32 (1 GB).
     assert 4.2e9 < qlora.components["weights"] < 4.9e9
 
 
@@ -242,7 +242,7 @@ def test_activation_formula_matches_what_autograd_keeps(tmp_path):
 
 def test_the_estimate_imports_nothing_heavy_and_is_fast():
     code = (
-        "import sys, time\nt = time.time()\nfrom engine import config, estimate\n"
+        "import sys, time\nt = time.time()\nfrom engine import config\nfrom engine.memory import estimate\n"
         "e = estimate.estimate(config.resolve(preset='small-dataset'))\n"
         "print(round(time.time() - t, 3), [m for m in ('torch', 'transformers', 'huggingface_hub', 'trl', 'peft') if m in sys.modules])"
     )

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.data import DataError, load_splits
-from engine.lint import CHECKS, lint_file
+from engine.data.load import DataError, load_splits
+from engine.data.lint import CHECKS, lint_file, options_from_config
+from engine.data.tokens import round_up
 
 CORPUS = Path(__file__).resolve().parent / "lint_corpus"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "datasets"
@@ -64,7 +65,7 @@ STRICT_TEMPLATE = (
 @pytest.fixture(scope="module")
 def tokenizer():
     pytest.importorskip("transformers")
-    from engine.tiny import load_tokenizer
+    from engine.model.tiny import load_tokenizer
 
     return load_tokenizer()
 
@@ -102,7 +103,7 @@ def test_each_check_fires_on_its_file(name):
 def test_every_check_has_a_file_in_the_corpus():
     tested = {c for c, _ in NO_TOKENIZER.values()} | {
         "unreadable", "tool_args_template", "template_error", "truncated", "completion_lost",
-        "no_chat_template", "tokenizer_unavailable"}
+        "no_chat_template", "tokenizer_unavailable", "no_records", "too_long_dropped"}
     assert tested == set(CHECKS)
 
 
@@ -136,19 +137,70 @@ def test_truncation_and_lost_completions(tokenizer):
     finding = lost.get("completion_lost")
     assert finding.count == 1 and finding.places == [f"{CORPUS / 'completion_lost.jsonl'}:2"]
     keep = lost.stats["tokens"]["keep_max_length"]["p100"]
-    assert finding.overrides == {"train.max_length": keep} and keep > 64
+    suggested = round_up(keep)  # the run suggests the same rounded value (a multiple of 64)
+    assert finding.overrides == {"train.max_length": suggested} and keep > 64
+    assert f"--max-length {suggested}" in finding.fix
     assert lint_file(CORPUS / "completion_lost.jsonl", tokenizer=tokenizer,
-                     max_length=keep).findings == []
+                     max_length=suggested).findings == []
 
 
-def test_token_stats_match_the_separately_encoded_prompt(tokenizer):
-    from engine.tokens import lengths
+SHARED_DATASETS = sorted(p for p in (Path(__file__).resolve().parents[2] / "shared" / "data" / "datasets").rglob("*")
+                         if p.suffix in (".jsonl", ".json", ".csv"))
 
-    splits = load_splits(CORPUS / "clean.jsonl", eval_required=False)
-    prompt_lens, total_lens = lengths(splits.train + splits.eval, tokenizer)
-    stats = lint_file(CORPUS / "clean.jsonl", tokenizer=tokenizer).stats["tokens"]
-    assert stats["total"]["max"] == max(total_lens)
-    assert stats["prompt"]["max"] == max(prompt_lens)
+
+@pytest.mark.parametrize("path", SHARED_DATASETS, ids=lambda p: p.name)
+def test_lint_and_the_preflight_count_the_same_tokens(path, tokenizer):
+    """One counter: `cockpit lint` and a run's pre-flight give the same lengths, severity and fix."""
+    from engine.config import resolve
+    from engine.train.preflight import token_check
+    from engine.train.sft import load_data
+
+    cfg = resolve(preset="quick-test", flags={"data.path": str(path), "train.max_length": 256},
+                  sets=["train.eval_strategy=no", "data.eval_split=0"])
+    report = lint_file(path, tokenizer=tokenizer, **options_from_config(cfg))
+    try:
+        splits = load_data(cfg)
+    except DataError:
+        assert report.fatal or report.errors, "the run refuses what lint passes"
+        return
+    try:
+        length, findings = token_check(cfg, tokenizer, splits)
+    except DataError as exc:
+        assert exc.code in {f.code for f in report.blocking}
+        return
+    tokens = report.stats["tokens"]
+    train = length["train"]
+    assert train["records"] == splits.train.__len__()
+    assert train["tokens"]["total"] == {k: tokens["total"][k] for k in ("min", "median", "p95", "max")}
+    assert train["tokens"]["prompt"] == {k: tokens["prompt"][k] for k in ("min", "median", "p95", "max")}
+    assert (train["truncated"], train["completion_lost"]) == (tokens["truncated"], tokens["completion_lost"])
+    lint_tokens = {f.code: (f.severity, f.overrides, f.count) for f in report.findings if f.code in ("truncated", "completion_lost")}
+    assert {f.code: (f.severity, f.overrides, f.count) for f in findings} == lint_tokens
+
+
+def test_an_empty_file_is_an_error_for_lint_and_for_a_run(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    report = lint_file(empty)
+    assert report.exit_code != 0 and (report.fatal or report.get("no_records"))
+    with pytest.raises(DataError):
+        load_splits(empty)
+
+
+def test_too_long_records_dropped_or_refused(tokenizer):
+    dropped = lint_file(CORPUS / "truncated.jsonl", tokenizer=tokenizer, max_length=64, too_long="drop")
+    assert codes(dropped) == {"too_long_dropped"} and not dropped.blocking
+    refused = lint_file(CORPUS / "truncated.jsonl", tokenizer=tokenizer, max_length=64, too_long="refuse")
+    assert [f.code for f in refused.blocking] == ["truncated"] and "data.too_long=drop" in refused.blocking[0].fix
+
+
+def test_keep_end_truncation_loses_no_completion(tokenizer):
+    """keep_end keeps the end of every record: lint (like the trainer) loses no completion."""
+    data = Path(__file__).resolve().parents[1] / "data" / "toolcall_sample.jsonl"
+    start = lint_file(data, tokenizer=tokenizer, max_length=128, truncation_mode="keep_start")
+    end = lint_file(data, tokenizer=tokenizer, max_length=128, truncation_mode="keep_end")
+    assert start.get("completion_lost") is not None
+    assert end.get("completion_lost") is None and end.get("truncated") is not None
 
 
 def test_template_that_encodes_string_arguments_again(template):
@@ -205,10 +257,12 @@ def test_cli_exit_codes_and_summary():
 
 def test_cli_json_output_and_tokens():
     result = run_cli(str(CORPUS / "truncated.jsonl"), "--max-length", "64", "--format", "json")
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # half the records cut: an error, as a run's truncation finding is red
     data = json.loads(result.output)
     assert data["stats"]["tokens"]["max_length"] == 64
-    assert [f["code"] for f in data["findings"]] == ["truncated"]
+    assert [(f["code"], f["severity"]) for f in data["findings"]] == [("truncated", "error")]
+    keep = data["stats"]["tokens"]["keep_max_length"]["p100"]
+    assert data["findings"][0]["overrides"] == {"train.max_length": round_up(keep)}
 
 
 def test_cli_templates_through_set():

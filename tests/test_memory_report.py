@@ -1,7 +1,7 @@
 """The end-of-run memory report as `cockpit run` prints it, from the engine's run_finished payload.
 
 The CPU form is checked on real runs (test_cli_run, test_distributed); the GPU form needs CUDA, so
-here it is fed the payload engine.gpu.MemorySampler.report() writes on a GPU.
+here it is fed the payload engine.memory.gpu.MemorySampler.report() writes on a GPU.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ def test_longest_first_order_composes_with_ddp_and_resume():
     """The first step's micro-batches on every process hold the longest examples; a resumed run sees the same order."""
     import torch
     from accelerate.data_loader import prepare_data_loader, skip_first_batches
-    from engine.oom import LongestFirstSampler
+    from engine.memory.oom import LongestFirstSampler
     from torch.utils.data import DataLoader
 
     rng = random.Random(1)
@@ -171,7 +171,7 @@ def test_longest_first_order_composes_with_ddp_and_resume():
 
 def test_out_of_memory_is_recognised_in_every_form():
     import torch
-    from engine.oom import is_oom
+    from engine.memory.oom import is_oom
 
     assert is_oom(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
     assert is_oom(RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 bytes"))
@@ -215,7 +215,7 @@ def test_8bit_optimizer_without_bitsandbytes_says_how_to_install(tmp_path):
 
     import torch
     from engine.errors import EngineError
-    from engine.trl_args import check_optim
+    from engine.train.trl_args import check_optim
 
     if not torch.cuda.is_available() or importlib.util.find_spec("bitsandbytes") is not None:
         pytest.skip("needs a CUDA machine without bitsandbytes")

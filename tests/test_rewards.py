@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import rewards
+from engine.train import rewards
 from engine.config import ConfigError, resolve, reward_weights
 from engine.errors import EngineError
 
@@ -168,7 +168,7 @@ def test_broken_reward_files(tmp_path, user_file):
 
 
 def test_reward_flag_maps_to_reward_files(tmp_path, monkeypatch, user_file):
-    from cockpit.commands.run import build_config
+    from cockpit.launch import build_config
 
     monkeypatch.chdir(tmp_path)
     cfg = build_config("grpo-quick", None, {"reward": ["my_rewards.py:length_penalty"]}, [])

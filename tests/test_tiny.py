@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import tiny
+from engine.model import tiny
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "toolcall_sample.jsonl"
@@ -278,7 +278,7 @@ def test_model_shape_and_a_forward_pass(tokenizer, records):
 
 def test_import_does_not_load_torch():
     code = (
-        "import sys, engine.tiny; "
+        "import sys, engine.model.tiny; "
         "heavy = [m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )

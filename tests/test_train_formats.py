@@ -141,5 +141,7 @@ def test_lint_warnings_are_recorded_in_the_dataset_event(tmp_path, run_engine):
     path = _jsonl(tmp_path / "dups.jsonl", rows + rows[:2])
     code, events, _ = run_engine(sets=[f"data.path={path}", "data.eval_split=0.25", "train.max_steps=1"])
     assert code == 0
-    warnings = of_type(events, "dataset")[0]["warnings"]
-    assert any(w.startswith("duplicate:") and "dups.jsonl:" in w for w in warnings), warnings
+    lint = of_type(events, "dataset")[0]["lint"]  # lint's findings as data: code, count, places, fix
+    (duplicate,) = [f for f in lint if f["code"] == "duplicate"]
+    assert duplicate["count"] == 2 and duplicate["severity"] == "warning"
+    assert all("dups.jsonl:" in place for place in duplicate["places"]) and duplicate["fix"]

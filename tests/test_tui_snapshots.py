@@ -48,3 +48,56 @@ def test_run_screen_grpo(snap_compare, tmp_path):
 
 def test_run_screen_failed(snap_compare, tmp_path):
     assert snap_compare(recorded("failed_run", tmp_path, "oom-demo"), terminal_size=(120, 40), run_before=settled)
+
+
+def runs_dir(tmp_path: Path) -> Path:
+    """Three recorded runs under one runs dir, with fixed modification times (the list's order)."""
+    import os
+
+    runs = tmp_path / "runs"
+    for i, (name, as_name) in enumerate((("sft_run", "quick-test-1"), ("grpo_run", "grpo-gsm8k-1"), ("failed_run", "oom-demo-1"))):
+        shutil.copytree(FIXTURES / name, runs / as_name)
+        for path in (runs / as_name).iterdir():
+            os.utime(path, (1_800_000_000 + i, 1_800_000_000 + i))
+    return runs
+
+
+async def home_listed(pilot) -> None:
+    from textual.widgets import DataTable
+
+    deadline = time.monotonic() + 15
+    while pilot.app.screen.query(DataTable).first().row_count < 3:
+        assert time.monotonic() < deadline, "the home list did not fill"
+        await pilot.pause(0.05)
+    await pilot.pause()
+
+
+def test_home_screen(snap_compare, tmp_path, monkeypatch):
+    runs_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the screen names its runs dir: the same in every test run
+    assert snap_compare(CockpitApp(runs_dir=Path("runs")), terminal_size=(120, 40), run_before=home_listed)
+
+
+def test_new_run_form(snap_compare, tmp_path, monkeypatch):
+    """The form's fields are the options table's rows; QLoRA is estimated for a GPU, so the picture is the
+    same on any machine."""
+    from textual.widgets import Input
+
+    from cockpit.tui.screens.new_run import NewRunScreen, input_id
+
+    runs_dir(tmp_path)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the dataset field shows a path relative to the project
+
+    async def open_form(pilot) -> None:
+        await home_listed(pilot)
+        await pilot.press("n")
+        while not isinstance(pilot.app.screen, NewRunScreen):
+            await pilot.pause(0.05)
+        screen = pilot.app.screen
+        screen.query_one("#field-data-path", Input).value = "data/toolcall_sample.jsonl"
+        screen.query_one("#" + input_id("model.finetune"), Input).value = "qlora"
+        await pilot.pause(1.0)  # the form validates after typing stops, the estimate redraws
+        screen.query_one("#field-data-path", Input).focus()
+        await pilot.pause()
+
+    assert snap_compare(CockpitApp(runs_dir=tmp_path / "runs"), terminal_size=(120, 40), run_before=open_form)

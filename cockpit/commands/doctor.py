@@ -12,11 +12,8 @@ from typing import Any
 
 import typer
 
-SEVERITY_STYLE = {"red": "bold red", "amber": "dark_orange", "info": "cyan"}
-
-
 def _summary_line(label: str, summary: dict[str, Any]) -> str:
-    from cockpit.diagnose.fixes import num
+    from cockpit.format import num
 
     parts = [label + ":"]
     steps = summary.get("steps")
@@ -51,6 +48,7 @@ def doctor(
 
     from cockpit.diagnose import Diagnoser
     from cockpit.diagnose.fixes import clean
+    from cockpit.format import severity_style
     from cockpit.doctor_input import NotATrainingLog, load_events
 
     try:
@@ -86,7 +84,7 @@ def doctor(
     table.add_column("evidence", ratio=3)
     table.add_column("fix", ratio=2)
     for f in findings:
-        style = SEVERITY_STYLE.get(f.severity, "")
+        style = severity_style(f.severity)
         step = "" if f.first_step is None else str(f.first_step)
         table.add_row(f"[{style}]{f.severity}[/]", f"[{style}]{f.code}[/]", step,
                       _escape(f"{f.title}: {f.evidence_text}"), _escape(f.fix))

@@ -1,6 +1,6 @@
 """`cockpit lint DATA`: check a dataset before any GPU time is spent on it.
 
-Reads the file with the engine's own loader and format detection (engine.lint), so what lint
+Reads the file with the engine's own loader, format detection and token counter (engine/data), so what lint
 accepts is what a run accepts. Exit 0: no errors; 1: errors; 2: the file or options are unusable.
 """
 
@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-
-_SEVERITY_STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 
 def lint(
@@ -35,7 +33,7 @@ def lint(
     from rich.console import Console
 
     from engine import config as config_mod
-    from engine import lint as lint_mod
+    from engine.data import lint as lint_mod
 
     err = Console(stderr=True, highlight=False)
     if output not in ("text", "json"):
@@ -50,17 +48,20 @@ def lint(
     if model is None and not preset and not config:
         model = "builtin:tiny"
     model = model or cfg["model"]["name_or_path"] or "builtin:tiny"
+    cfg["model"]["name_or_path"] = model
     tokenizer, token_problem = None, None
     if not no_tokens:
+        from engine.model.load import load_tokenizer  # the engine's loader: revision, remote code, template
+
         try:
-            tokenizer = lint_mod.load_tokenizer(model)
-            if cfg["model"].get("chat_template"):
-                tokenizer.chat_template = Path(cfg["model"]["chat_template"]).read_text("utf-8")
+            tokenizer = load_tokenizer(cfg)
         except Exception as exc:  # no network, no such model: lint the rest, say why
             token_problem = f"cannot load the tokenizer of {model!r}: {str(exc).splitlines()[0]}"
     report = lint_mod.lint_file(data, tokenizer=tokenizer, **lint_mod.options_from_config(cfg))
     if token_problem:
-        lint_mod.add_finding(report, "tokenizer_unavailable", detail=token_problem)
+        from engine.data.checks import add_finding
+
+        add_finding(report, "tokenizer_unavailable", detail=token_problem)
     if output == "json":
         typer.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -72,6 +73,8 @@ def print_report(report, model: str | None) -> None:
     """The summary: one block per finding (worst first), token lengths, a length histogram."""
     from rich.console import Console
 
+    from cockpit.format import severity_style
+
     out = Console(highlight=False, soft_wrap=True)
     if report.fatal:
         Console(stderr=True, highlight=False, soft_wrap=True).print(
@@ -82,7 +85,7 @@ def print_report(report, model: str | None) -> None:
     out.print(f"[bold]{report.path}[/]: {report.records} records, format "
               f"{report.format or 'unknown'}, {split_text}")
     for f in report.findings:
-        style = _SEVERITY_STYLE[f.severity]
+        style = severity_style(f.severity)
         out.print(f"[{style}]{f.severity:<7}[/] [bold]{f.code}[/] x{f.count}: {f.title}")
         if f.detail:
             out.print(f"         {f.detail}", markup=False)
@@ -111,7 +114,7 @@ def print_report(report, model: str | None) -> None:
             out.print(f"  {lo:>6}-{hi:<6} {'#' * max(1 if count else 0, round(30 * count / top)):<30}"
                       f" {count}", markup=False)
     n_err, n_warn = len(report.errors), len(report.warnings)
-    verdict = "[red]errors[/]" if n_err else "[yellow]warnings[/]" if n_warn else "[green]clean[/]"
+    verdict = f"[{severity_style('error')}]errors[/]" if n_err else f"[{severity_style('warning')}]warnings[/]" if n_warn else "[green]clean[/]"
     out.print(f"{verdict}: {n_err} error checks, {n_warn} warning checks")
 
 

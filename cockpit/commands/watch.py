@@ -12,11 +12,10 @@ def watch(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the home screen looks for runs."),
 ) -> None:
     """Watch a run in the TUI: charts, samples, findings, log; stop it or save a checkpoint."""
-    from cockpit.supervisor import CONFIG_FILE
-    from engine.events import EVENTS_FILE
+    from engine import run_dir as names
 
-    if not (run_dir / EVENTS_FILE).is_file() and not (run_dir / CONFIG_FILE).is_file():
-        typer.echo(f"error: {run_dir} is not a run dir (no {EVENTS_FILE} or {CONFIG_FILE}); give the dir `cockpit run` printed", err=True)
+    if not names.is_run_dir(run_dir):
+        typer.echo(f"error: {run_dir} is not a run dir (no {names.EVENTS} or {names.CONFIG}); give the dir `cockpit run` printed", err=True)
         raise typer.Exit(2)
     from cockpit.tui.app import CockpitApp
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from cockpit.diagnose import rules_data, rules_grpo, rules_run, rules_sft
 from cockpit.diagnose.finding import Finding, severity_rank, sort_findings
-from cockpit.diagnose.state import RunState
+from cockpit.state import RunState
 
 RuleFn = Callable[[RunState, dict[str, Any]], "Finding | None"]
 # Slow rules look at a long stretch of the run; on training logs they run about 50 times per run
@@ -65,13 +65,15 @@ _PLAN = {(t, g, s): _select(t, g, s) for t in _TYPES for g in (False, True) for 
 class Diagnoser:
     """Findings from an event stream, computed as it arrives (the same code live and after the fact).
 
-    `feed(event)` returns the findings this event raised or updated; `findings` is the current list,
+    The Diagnoser folds events into its `state` (the run's one RunState, shared with whoever shows
+    it) and judges each fresh event once. `feed(event)` returns the findings this event raised or
+    updated; `findings` is the current list,
     most severe first. A finding is raised once, when it first holds, and updated (same code,
     `updates` + 1) as its evidence changes; its severity never goes down.
     """
 
-    def __init__(self) -> None:
-        self.state = RunState()
+    def __init__(self, state: RunState | None = None) -> None:
+        self.state = state if state is not None else RunState()
         self._memos: dict[RuleFn, dict[str, Any]] = {r.fn: {} for r in RULES}
         self._by_code: dict[str, Finding] = {}
 
@@ -84,7 +86,8 @@ class Diagnoser:
         if not isinstance(kind, str) or kind == "finding":
             return []
         state = self.state
-        state.update(event)
+        if not state.feed(event):  # a step folded already (a resume repeats the steps after its checkpoint)
+            return []
         if kind == "run_finished":
             return self._run(RULES, due=True)
         if kind not in _TYPES:
@@ -156,7 +159,7 @@ class Diagnoser:
             "evaluations": s.n_evals,
             "kind": s.kind,
             "first_loss": s.first_loss,
-            "last_loss": loss.values[-1] if len(loss) else None,
+            "last_loss": loss.last,
             "min_loss": s.min_loss,
             "min_loss_step": s.min_loss_step,
             "best_eval": None if best is None else {"key": best[0], "value": best[1], "step": best[2]},
@@ -169,12 +172,12 @@ class Diagnoser:
 
 def _first(state: RunState, key: str) -> float | None:
     series = state.series.get(key)
-    return series.values[0] if series and len(series) else None
+    return series.first if series is not None else None
 
 
 def _last(state: RunState, key: str) -> float | None:
     series = state.series.get(key)
-    return series.values[-1] if series and len(series) else None
+    return series.last if series is not None else None
 
 
 def diagnose_events(events: Iterable[dict[str, Any]]) -> list[Finding]:

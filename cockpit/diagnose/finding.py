@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-FINDINGS_FILE = "findings.json"
+from engine.run_dir import FINDINGS as FINDINGS_FILE
+
 SEVERITIES = ("red", "amber", "info")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 

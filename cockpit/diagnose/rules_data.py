@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 from cockpit.diagnose.finding import Finding
 from cockpit.diagnose.fixes import clean, flags, num, round_up
-from cockpit.diagnose.state import RunState
+from cockpit.state import RunState
 
 # truncation: red when at least 5% of training records lose completion tokens (the model learns to
 # stop mid-answer, e.g. a cut tool call), or when 20% are cut at all; amber below.
@@ -23,25 +22,27 @@ MAX_EPOCHS = 10
 EVAL_GRACE = 2
 
 _CHAT_FORMATS = ("messages", "sharegpt", "conversations", "chat")
-# Engine refusals (error kind "data") that a finding of its own explains better than `crash`.
-CLAIMED_ERRORS = (
-    ("truncation", re.compile(r"max[_-]length", re.I)),
-    ("eval-missing", re.compile(r"eval split is empty", re.I)),
-    ("chat-template", re.compile(r"chat template", re.I)),
-)
+# Engine refusals that a finding of its own explains better than `crash`: error code -> finding code.
+# The codes are the lint check codes (engine/data/checks.py) the engine refuses with.
+CLAIMED_ERRORS = {
+    "completion_lost": "truncation",
+    "truncated": "truncation",
+    "too_long_dropped": "truncation",
+    "eval_empty": "eval-missing",
+    "no_chat_template": "chat-template",
+    "template_error": "chat-template",
+}
+_TOKEN_CODES = ("completion_lost", "truncated", "too_long_dropped")
+_SEVERITY = {"error": "red", "warning": "amber", "info": "info"}
 
 
 def claimed_by(error: dict[str, Any]) -> str | None:
-    """The finding code that explains an engine data error, or None."""
-    if error.get("kind") != "data":
-        return None
-    message = str(error.get("message") or "")
-    return next((code for code, pattern in CLAIMED_ERRORS if pattern.search(message)), None)
+    """The finding code that explains an engine error, or None."""
+    return CLAIMED_ERRORS.get(str(error.get("code") or ""))
 
 
 def _claimed(state: RunState, code: str) -> dict[str, Any] | None:
     return next((e for e in state.errors if claimed_by(e) == code), None)
-_MAX_LENGTH_FLAG = re.compile(r"--max-length (\d+)")
 
 
 def _train_split(state: RunState) -> dict[str, Any]:
@@ -60,6 +61,14 @@ def _suggest_max_length(keep: dict[str, Any] | None) -> int | None:
     return round_up(target)
 
 
+def _lint_token_findings(state: RunState) -> list[dict[str, Any]] | None:
+    """The token findings the engine's pre-flight judged (None for a stream from before they were sent)."""
+    lint = (state.dataset or {}).get("lint")
+    if not isinstance(lint, list):
+        return None
+    return [f for f in lint if isinstance(f, dict) and f.get("code") in _TOKEN_CODES]
+
+
 def truncation(state: RunState, memo: dict[str, Any]) -> Finding | None:
     """Completions cut or dropped by max_length: how many, and the max_length that keeps them."""
     if memo.get("finding") is not None:
@@ -68,30 +77,37 @@ def truncation(state: RunState, memo: dict[str, Any]) -> Finding | None:
     error = _claimed(state, "truncation")
     if error is not None:
         message = str(error.get("message") or "")
-        match = _MAX_LENGTH_FLAG.search(message)
-        overrides = {"train.max_length": int(match.group(1))} if match else {}
+        overrides = dict(error.get("overrides") or {})
         fix = f"raise max_length to keep every record whole: {flags(overrides)}" if overrides else "raise --max-length"
         finding = Finding("truncation", "red", "Completions cut away by max_length", error.get("step"),
-                          {"source": "error", "message": message}, message, fix, overrides)
+                          clean({"source": "error", "code": error.get("code"), **(error.get("data") or {})}), message, fix, overrides)
         memo["finding"] = finding
         return finding
     train = _train_split(state)
     records = train.get("records") or 0
     if not state.dataset or not records:
         return None
-    cut = int(train.get("truncated") or 0)
-    lost = int(train.get("completion_lost") or 0)
-    reasons = train.get("dropped_reasons") or {}
-    dropped = sum(int(v) for r, v in reasons.items() if re.search(r"max.?length|too long|truncat", str(r), re.I))
-    if not (cut or lost or dropped):
-        return None
     max_length = state.dataset.get("max_length") or state.cfg("train.max_length")
     keep = state.dataset.get("keep_max_length") or train.get("keep_max_length")
-    suggestion = _suggest_max_length(keep)
-    overrides: dict[str, Any] = {}
-    if suggestion and (not max_length or suggestion > max_length):
-        overrides["train.max_length"] = suggestion
-    red = (lost + dropped) / records >= TRUNC_LOST_RED or cut / records >= TRUNC_CUT_RED
+    cut = int(train.get("truncated") or 0)
+    lost = int(train.get("completion_lost") or 0)
+    dropped = int(train.get("dropped") or 0)
+    judged = _lint_token_findings(state)
+    if judged is not None:  # the pre-flight's judgement, the same as `cockpit lint`'s
+        if not judged:
+            return None
+        worst = min(judged, key=lambda f: ("error", "warning", "info").index(f.get("severity", "info")))
+        severity = _SEVERITY.get(worst.get("severity"), "amber")
+        overrides = {}
+        for f in judged:
+            overrides.update(f.get("overrides") or {})
+    else:
+        if not (cut or lost or dropped):
+            return None
+        suggestion = _suggest_max_length(keep)
+        overrides = {"train.max_length": suggestion} if suggestion and (not max_length or suggestion > max_length) else {}
+        red = (lost + dropped) / records >= TRUNC_LOST_RED or cut / records >= TRUNC_CUT_RED
+        severity = "red" if red else "amber"
     parts = []
     if cut:
         parts.append(f"{cut} of {records} training records longer than max_length {max_length}")
@@ -99,14 +115,14 @@ def truncation(state: RunState, memo: dict[str, Any]) -> Finding | None:
         parts.append(f"{lost} lose completion tokens")
     if dropped:
         parts.append(f"{dropped} dropped as too long")
-    text = "; ".join(parts)
+    text = "; ".join(parts) or f"records cut by max_length {max_length}"
     if keep:
         text += f" (max_length {num(keep.get('p100'))} keeps all, {num(keep.get('p99'))} keeps 99%)"
     fix = f"raise max_length: {flags(overrides)}" if overrides else "shorten the longest records or raise --max-length"
-    fix += "; or drop the long tail before training (cockpit lint shows which)" if red else ""
+    fix += "; or drop the long tail before training (cockpit lint shows which)" if severity == "red" else ""
     evidence = clean({"records": records, "truncated": cut, "completion_lost": lost, "dropped": dropped,
                       "max_length": max_length, "keep_max_length": keep})
-    finding = Finding("truncation", "red" if red else "amber", "Records cut by max_length", state.step, evidence, text, fix, overrides)
+    finding = Finding("truncation", severity, "Records cut by max_length", state.step, evidence, text, fix, overrides)
     memo["finding"] = finding
     return finding
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from cockpit.diagnose.finding import Finding
 from cockpit.diagnose.fixes import clean, flags, num
-from cockpit.diagnose.state import WARMUP_LOGS, RunState
+from cockpit.state import WARMUP_LOGS, RunState
 
 # reward-zero-std: 80% of groups with identical rewards (TRL logs frac_reward_zero_std) over the
 # last 10 logs; where the log only has reward_std, 80% of the last 10 logs with reward_std <= 0.01.
@@ -117,7 +117,7 @@ def reward_flat(state: RunState, memo: dict[str, Any]) -> Finding | None:
     if state.kind != "grpo" or series is None or len(series) < FLAT_MIN_LOGS:
         return memo.get("finding")
     total = state.total_steps
-    if total and series.steps[-1] < FLAT_MIN_SHARE * total:
+    if total and series.last_step < FLAT_MIN_SHARE * total:
         return memo.get("finding")
     n = len(series)
     block = max(5, n // 4)
@@ -133,8 +133,8 @@ def reward_flat(state: RunState, memo: dict[str, Any]) -> Finding | None:
     fix = ("check the reward functions on real completions (the generations panel), then"
            + (f" raise the learning rate: {flags(overrides)}" if overrides else " raise --lr or the number of generations per prompt"))
     evidence = clean({"first": first, "last": last, "gain": gain, "stderr": se, "logs": n, "learning_rate": lr})
-    text = f"mean reward {num(first)} over the first {block} logs, {num(last)} over the last {block} (step {series.steps[-1]})"
-    finding = Finding("reward-flat", "amber", "Rewards are not improving", series.steps[-1], evidence, text, fix, overrides)
+    text = f"mean reward {num(first)} over the first {block} logs, {num(last)} over the last {block} (step {series.last_step})"
+    finding = Finding("reward-flat", "amber", "Rewards are not improving", series.last_step, evidence, text, fix, overrides)
     memo["finding"] = finding
     return finding
 

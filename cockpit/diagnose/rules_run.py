@@ -6,8 +6,9 @@ from typing import Any
 
 from cockpit.diagnose.finding import Finding
 from cockpit.diagnose.fixes import clean, flags
+from cockpit.format import gib
 from cockpit.diagnose.rules_data import claimed_by
-from cockpit.diagnose.state import RunState
+from cockpit.state import RunState
 from engine.events import number
 
 
@@ -40,10 +41,6 @@ def _oom_overrides(state: RunState, seq_len: Any = None) -> tuple[dict[str, Any]
     return overrides, more
 
 
-def _gib(mb: float) -> str:
-    return f"{mb / 1024:.1f}"
-
-
 def _oom_sentence(error: dict[str, Any], step: int | None) -> str:
     """The finding's line from what the event knows, e.g. `out of memory after step 37 on a batch of 8 x 2048 tokens:
     78.9 of 79.6 GiB in use on cuda:0`."""
@@ -67,10 +64,10 @@ def _oom_sentence(error: dict[str, Any], step: int | None) -> str:
     if used is not None and total:
         device = str(memory.get("device") or "")
         where = " (the process's address-space limit)" if memory.get("limit") else (f" on {device}" if device.startswith("cuda") else "")
-        held = f": {_gib(used)} of {_gib(total)} GiB in use{where}"
+        held = f": {gib(used)[:-4]} of {gib(total)} in use{where}"
         tried = number(memory.get("tried_mb"))
         if tried and tried >= 51.2:  # smaller asks say nothing about the batch
-            held += f"; it asked for {_gib(tried)} GiB more"
+            held += f"; it asked for {gib(tried)} more"
     if not what and not held:  # an event from before batch and memory were recorded: the allocator's words
         first = str(error.get("message") or "").strip().splitlines()
         return f"out of memory{when}" + (f": {first[0]}" if first else "")

@@ -11,7 +11,7 @@ from typing import Any
 
 from cockpit.diagnose.finding import Finding
 from cockpit.diagnose.fixes import clean, flags, lower_lr, num
-from cockpit.diagnose.state import WARMUP_LOGS, RunState
+from cockpit.state import WARMUP_LOGS, RunState
 
 # labels-masked: this many logs of loss exactly 0 from the start; a real loss is never exactly 0.
 MASKED_LOGS = 3
@@ -111,13 +111,13 @@ def loss_nan(state: RunState, memo: dict[str, Any]) -> Finding | None:
     if state.cfg("model.dtype") == "fp16":
         overrides["model.dtype"] = "bf16"
         extra = "; fp16 overflows where bf16 does not"
-    evidence = clean({"first_step": bad[0], "count": len(bad), "last_finite_loss": state.loss.values[-1] if len(state.loss) else None,
+    evidence = clean({"first_step": bad[0], "count": len(bad), "last_finite_loss": state.loss.last if len(state.loss) else None,
                       "learning_rate": lr})
     text = f"loss is NaN/Inf at step {_steps(bad)}"
     if broken and not state.loss_nonfinite:
         text = f"loss reads 0 with a NaN grad_norm at step {_steps(bad)}: the weights are NaN"
     elif len(state.loss):
-        text += f"; last finite loss {num(state.loss.values[-1])}"
+        text += f"; last finite loss {num(state.loss.last)}"
     fix = f"lower the learning rate and keep gradient clipping on: {flags(overrides)}{extra}"
     finding = Finding("loss-nan", "red", "Train loss is NaN", bad[0], evidence, text, fix, overrides)
     memo.update(count=len(bad), finding=finding)
@@ -156,8 +156,8 @@ def divergence(state: RunState, memo: dict[str, Any]) -> Finding | None:
     level, low = state.level, state.low_level
     # Where the run started: its first log or the level of its first logs, whichever is higher.
     start = max(state.first_loss or 0.0, state.start_level or 0.0) if state.start_level is not None else None
-    loss = state.loss.values[-1]
-    step = state.loss.steps[-1]
+    loss = state.loss.last
+    step = state.loss.last_step
     if level is None or low is None or start is None or low <= 0:
         return memo.get("finding")
     sustained = level >= DIVERGE_RATIO * low and level - low >= DIVERGE_GIVEBACK * max(start - low, 0.0) and level > low
@@ -269,7 +269,7 @@ def plateau(state: RunState, memo: dict[str, Any]) -> Finding | None:
     s0 = n - stretch
     block = max(3, stretch // 5)
     before, after = state.loss.mean(s0, s0 + block), state.loss.mean(n - block, n)
-    from_step, to_step = state.loss.steps[s0], state.loss.steps[-1]
+    from_step, to_step = state.loss.step_at(s0), state.loss.last_step
     total = state.total_steps
     span = to_step - from_step
     long_enough = span >= PLATEAU_MIN_STEPS and (span >= PLATEAU_MIN_SHARE * total if total else stretch >= 50)

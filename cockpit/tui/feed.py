@@ -1,32 +1,21 @@
-"""A run as the screen sees it: events folded into state, charts, findings and the log (no Textual).
+"""A run as the screen sees it: the handle's one fold of the events, and the engine log (no Textual).
 
-`RunFeed.poll()` runs in the screen's reader thread: it drains new events through the supervisor,
-folds them (RunState, the Diagnoser, bounded chart series) and returns a `Snapshot` of what
-changed, built from copies, so the UI thread never reads state the reader is still writing.
+`RunFeed.poll()` runs in the screen's reader thread: it drains new events through the handle (which
+folds each once into its RunState and Diagnoser) and returns a `Snapshot` of what changed, built
+from copies, so the UI thread never reads state the reader is still writing.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from cockpit.diagnose import Diagnoser, Finding, save_findings
-from cockpit.diagnose.state import normalize_metrics
-from cockpit.run_state import RunState
+from cockpit.diagnose import Finding, save_findings
 from cockpit.supervisor import LOG_FILE, RunHandle
-from cockpit.tui.series import Series
 from engine.events import number
 
-# Chart name -> the metric keys drawn on it (eval_loss shares the loss axes).
-SFT_CHARTS = {"loss": ("loss", "eval_loss"), "grad_norm": ("grad_norm",), "learning_rate": ("learning_rate",)}
-GRPO_CHARTS = {"reward": ("reward",), "kl": ("kl",), "completion length": ("completions/mean_length",)}
-SFT_KEYS = ("loss", "grad_norm", "learning_rate")
-GRPO_MARKERS = ("reward", "kl", "completion_length", "completions/mean_length")  # a metrics log with any of these is GRPO
-GRPO_KEYS = ("reward", "kl", "completions/mean_length", "reward_std", "frac_reward_zero_std")
-KEPT_GENERATIONS = 8  # generations events kept for the panel; older ones are dropped
 LOG_LINES = 500  # engine log lines handed to the UI at most per poll
 LOG_START_BYTES = 64 * 1024  # a long log is opened at its tail
 SAVE_FINDINGS_S = 2.0
@@ -69,11 +58,8 @@ class RunFeed:
         self.handle = handle
         self.owner = owner  # this process started the run: it keeps findings.json up to date
         self.chart_points = chart_points  # set by the UI to about twice a chart's width
-        self.state = RunState()
-        self.diagnoser = Diagnoser()
-        self.series: dict[str, Series] = {}
-        self.generations: deque[dict[str, Any]] = deque(maxlen=KEPT_GENERATIONS)
-        self.grpo = False
+        self.state = handle.state
+        self.diagnoser = handle.diagnoser
         self._log_offset: int | None = None
         self._log_partial = b""
         self._first = True
@@ -90,54 +76,23 @@ class RunFeed:
     def run_dir(self) -> os.PathLike[str]:
         return self.handle.run_dir
 
-    def _add(self, key: str, step: Any, value: Any) -> None:
-        v = number(value)
-        if v is None or not isinstance(step, (int, float)):
-            return
-        series = self.series.get(key)
-        if series is None:
-            series = self.series[key] = Series()
-        series.add(float(step), v)
+    @property
+    def grpo(self) -> bool:
+        return self.state.is_grpo
 
-    def fold(self, event: dict[str, Any], changed: set[str]) -> None:
-        """One event into the state; names the areas it changes."""
+    @staticmethod
+    def areas(event: dict[str, Any], changed: set[str]) -> None:
+        """Names the areas of the screen one folded event changes."""
         kind = event.get("type")
-        self.state.feed(event)
-        if self.diagnoser.feed(event):
-            changed.add("findings")
-            self._findings_dirty = True
-        step = event.get("step")
         if kind == "metrics":
-            if not self.grpo and any(k in event for k in GRPO_MARKERS):
-                self.grpo = True
-            if self.grpo or "lr" in event:
-                # Key spellings differ across TRL versions; plain SFT logs (the long runs) skip this.
-                logs = normalize_metrics(event)
-                for key, value in logs.items():
-                    if key in SFT_KEYS or key in GRPO_KEYS or (key.startswith("rewards/") and key.endswith("/mean")):
-                        self._add(key, step, value)
-            else:
-                for key in SFT_KEYS:
-                    if key in event:
-                        self._add(key, step, event[key])
             changed.update(("header", "charts"))
         elif kind == "eval":
-            self._add("eval_loss", step, event.get("eval_loss"))
             changed.add("charts")
-        elif kind == "run_started":
-            self.grpo = (event.get("config") or {}).get("run", {}).get("type") == "grpo"
-            changed.add("header")
-        elif kind == "samples":
-            changed.add("samples")
-        elif kind == "memory":
-            changed.add("memory")
-        elif kind == "generations":
-            self.generations.append(event)
-            self.grpo = True
-            changed.add("generations")
+        elif kind in ("samples", "memory", "generations"):
+            changed.add(kind)
         elif kind in ("error", "run_finished"):
             changed.update(("header", "error"))
-        elif kind in ("status", "checkpoint", "dataset"):
+        elif kind in ("run_started", "status", "checkpoint", "dataset"):
             changed.add("header")
 
     def _read_log(self) -> list[str]:
@@ -162,22 +117,18 @@ class RunFeed:
         return [line.decode("utf-8", errors="replace").rstrip("\r").rsplit("\r", 1)[-1] for line in lines[-LOG_LINES:]]
 
     def status(self, alive: bool) -> str:
-        finished = self.state.finished
-        if finished:
-            return str(finished.get("status") or "finished")
-        if self.state.error:
-            return "failed"
-        return "running" if alive else "ended"
+        return self.state.status(alive)
 
     def poll(self, now: float | None = None) -> Snapshot | None:
         """Drain the new events and log lines; None when nothing changed."""
         alive = self.handle.is_running()
         changed: set[str] = set()
-        events = self.handle.tail.read_new(FIRST_CHUNK_BYTES if self._first else READ_CHUNK_BYTES)
-        for event in events:
-            if event.get("type") == "run_finished":
-                self.handle.finished = event
-            self.fold(event, changed)
+        events = self.handle.poll(FIRST_CHUNK_BYTES if self._first else READ_CHUNK_BYTES)
+        for event, _fresh, found in events:
+            self.areas(event, changed)  # a repeated step still moves the progress bar back
+            if found:
+                changed.add("findings")
+                self._findings_dirty = True
         log_lines = self._read_log()
         if log_lines:
             changed.add("log")
@@ -214,22 +165,7 @@ class RunFeed:
 
     def charts(self) -> dict[str, list[tuple[str, list[float], list[float]]]]:
         """Chart name -> lines (label, steps, values), each downsampled to `chart_points`."""
-        specs = dict(SFT_CHARTS)
-        if self.grpo:
-            specs.update(GRPO_CHARTS)
-            fns = sorted(k for k in self.series if k.startswith("rewards/") and k.endswith("/mean"))
-            specs["reward"] = ("reward", *fns)
-        out = {}
-        for name, keys in specs.items():
-            lines = []
-            for key in keys:
-                series = self.series.get(key)
-                if series is not None and len(series):
-                    xs, ys = series.points(self.chart_points)
-                    label = key[len("rewards/") : -len("/mean")] if key.startswith("rewards/") else key
-                    lines.append((label, xs, ys))
-            out[name] = lines
-        return out
+        return self.state.chart_lines(self.chart_points)
 
     def snapshot(self, changed: set[str], alive: bool, log_lines: list[str] | None = None, now: float | None = None) -> Snapshot:
         s = self.state
@@ -248,7 +184,7 @@ class RunFeed:
             config=cfg,
             phase=s.phase,
             status=status,
-            step=s.step,
+            step=s.step or 0,
             total_steps=s.total_steps,
             epoch=s.epoch,
             eta_s=s.eta_seconds(now) if alive else None,
@@ -257,7 +193,7 @@ class RunFeed:
             last_loss=s.last_loss,
             is_grpo=self.grpo,
             memory=s.memory,
-            samples=list(s.samples),
+            samples=list(s.samples or []),
             error=s.error,
             checkpoints=len(s.checkpoints),
             log_lines=log_lines or [],
@@ -267,5 +203,5 @@ class RunFeed:
         if "findings" in changed:
             snap.findings = self.diagnoser.findings
         if "generations" in changed:
-            snap.generations = list(self.generations)
+            snap.generations = list(s.generations)
         return snap

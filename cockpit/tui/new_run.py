@@ -1,36 +1,26 @@
 """The new-run form's domain: what it shows, how it becomes a config, and how a fix becomes a run.
 
-The form goes through `cockpit run`'s own `build_config` and `check_data`, so a run started here is
-the run `cockpit run` would start with the same choices. No Textual.
+The form goes through the one launch path (cockpit/launch.py), as `cockpit run` does, so a run
+started here is the run `cockpit run` would start with the same choices, refused for the same
+reasons. Its fields are the labelled rows of the one options table. No Textual.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cockpit.commands.run import build_config, check_data
-from cockpit.supervisor import CONFIG_FILE, RunHandle, new_run_dir, write_config
+from cockpit import launch as launch_mod
+from cockpit.launch import build_config
+from cockpit.supervisor import CONFIG_FILE, RunHandle
 from engine import config as config_mod
+from engine import run_dir as names
+from engine.config.options import FORM_OPTIONS
 
-# The options users change most, in form order: dotted key -> label.
-FORM_KEYS: dict[str, str] = {
-    "train.num_train_epochs": "epochs",
-    "train.max_steps": "max steps",
-    "train.learning_rate": "learning rate",
-    "train.per_device_train_batch_size": "batch size",
-    "train.gradient_accumulation_steps": "grad accum",
-    "train.max_length": "max length",
-    "data.eval_split": "eval split",
-    "data.loss_on": "loss on",
-    "model.finetune": "fine-tune",
-    "lora.r": "LoRA r",
-    "train.gradient_checkpointing": "grad checkpointing",
-    "run.gpus": "GPUs",
-}
+# The options users change most, in form order: dotted key -> label (GRPO's own rows aside).
+FORM_KEYS: dict[str, str] = {o.key: o.label for o in FORM_OPTIONS if not o.grpo_only}  # type: ignore[misc]
 # Keys a resumed run may change: the checkpoint's optimizer and scheduler state restore the learning
 # rate and its schedule, and the data order depends on the batch shape, so those need a fresh start.
 RESUMABLE_TRAIN_KEYS = frozenset(
@@ -93,13 +83,18 @@ def get(cfg: dict[str, Any], dotted: str) -> Any:
     return (cfg.get(section) or {}).get(key)
 
 
-def resolve(request: RunRequest) -> tuple[dict[str, Any], list[str]]:
-    """The config `cockpit run` would build from the same layers, and the data's warnings.
+def to_launch(request: RunRequest, output_dir: Path | None = None) -> launch_mod.Request:
+    """The form's request as the launch path takes it."""
+    return launch_mod.Request(preset=request.preset, config_file=request.config_file, values=request.flags(),
+                              sets=request.sets(), output_dir=output_dir, resume_from=request.resume_from)
+
+
+def resolve(request: RunRequest) -> launch_mod.Prepared:
+    """Every check `cockpit run` makes on the same layers: config, data, launch.
 
     Raises engine.config.ConfigError or engine.errors.EngineError, each with a one-line message.
     """
-    cfg = build_config(request.preset, request.config_file, request.flags(), request.sets())
-    return cfg, check_data(cfg)
+    return launch_mod.prepare(to_launch(request))
 
 
 def for_preset(preset: str | None, config_file: Path | None = None) -> RunRequest:
@@ -121,8 +116,10 @@ def for_preset(preset: str | None, config_file: Path | None = None) -> RunReques
     return request
 
 
-def key_in_error(message: str) -> str | None:
-    """The form key an error message names, so the form can mark that field."""
+def key_in_error(message: str, key: str | None = None) -> str | None:
+    """The form key an error is about (its `key`, else the one its message names), so the form can mark that field."""
+    if key in FORM_KEYS or key == "data.path":
+        return key
     for match in _KEY_IN_MESSAGE.finditer(message):
         if match.group(1) in FORM_KEYS:
             return match.group(1)
@@ -132,11 +129,8 @@ def key_in_error(message: str) -> str | None:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return None
-    found = [(int(p.name.split("-")[-1]), p) for p in folder.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return max(found)[1] if found else None
+    found = names.checkpoint_dirs(run_dir)
+    return found[-1][1] if found else None
 
 
 def resume_check(old: dict[str, Any], new: dict[str, Any], checkpoint: Path | None) -> tuple[bool, str]:
@@ -183,14 +177,9 @@ def from_fix(run_dir: Path, overrides: dict[str, Any]) -> RunRequest:
     return request
 
 
-def launch(cfg: dict[str, Any], resume_from: Path | None = None, output_dir: Path | None = None) -> RunHandle:
-    """Make the run dir, write its config and start the engine; resume_from is copied in to continue.
+def launch(prepared: launch_mod.Prepared) -> RunHandle:
+    """Start what `resolve` checked: the run dir made, its config written, the engine started.
 
     Raises supervisor.RunDirError when the dir cannot be used.
     """
-    run_dir = new_run_dir(cfg, output_dir)
-    write_config(run_dir, cfg)
-    if resume_from is not None:
-        # The engine resumes from RUN_DIR/checkpoints: the source run's checkpoint is copied there.
-        shutil.copytree(resume_from, run_dir / "checkpoints" / Path(resume_from).name)
-    return RunHandle.start(run_dir, resume=resume_from is not None)
+    return launch_mod.start(prepared)

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
-from cockpit.tui.runs import RunSummary, list_runs
+from cockpit.runs import RunSummary, list_runs
 
 REFRESH_S = 2.0
 STATUS_STYLE = {"running": "green", "completed": "cyan", "stopped": "yellow", "failed": "red", "ended": "yellow"}

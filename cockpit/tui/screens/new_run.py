@@ -105,9 +105,7 @@ class NewRunScreen(Screen):
             widget.remove_class("-invalid")
         try:
             req = self.read_form()
-            from cockpit.commands.run import build_config
-
-            cfg = build_config(req.preset, req.config_file, req.flags(), req.sets())
+            cfg = new_run.build_config(req.preset, req.config_file, req.flags(), req.sets())
         except config_mod.ConfigError as exc:
             self.query_one(MemoryEstimate).clear()
             self.show_error(str(exc))
@@ -116,9 +114,11 @@ class NewRunScreen(Screen):
         self.query_one("#form-error", Static).update("")
         return True
 
-    def show_error(self, message: str) -> None:
-        self.query_one("#form-error", Static).update(f"[bold red]error:[/] {message}")
-        key = new_run.key_in_error(message)
+    def show_error(self, message: str, key: str | None = None) -> None:
+        from rich.markup import escape
+
+        self.query_one("#form-error", Static).update(f"[bold red]error:[/] {escape(message)}")
+        key = new_run.key_in_error(message, key)
         if key == "data.path":
             self.query_one("#field-data-path", Input).add_class("-invalid")
         elif key in new_run.FORM_KEYS:
@@ -141,18 +141,20 @@ class NewRunScreen(Screen):
         """Reads the data as the engine will, makes the run dir and starts the engine."""
         from cockpit.supervisor import RunDirError
         from engine.errors import EngineError
+        from engine.run_dir import RunDirBusy
 
+        request.resume_from = resume_from
         try:
-            cfg, warnings = new_run.resolve(request)
-            handle = new_run.launch(cfg, resume_from)
-        except (config_mod.ConfigError, EngineError, RunDirError, OSError) as exc:
-            self.app.call_from_thread(self._failed, str(exc))
+            prepared = new_run.resolve(request)
+            handle = new_run.launch(prepared)
+        except (EngineError, RunDirError, RunDirBusy, OSError) as exc:
+            self.app.call_from_thread(self._failed, str(exc), getattr(exc, "key", None))
             return
-        self.app.call_from_thread(self.app.run_started, handle, warnings)
+        self.app.call_from_thread(self.app.run_started, handle, prepared.warnings + prepared.notes)
 
-    def _failed(self, message: str) -> None:
+    def _failed(self, message: str, key: str | None = None) -> None:
         self.query_one("#start", Button).disabled = False
-        self.show_error(message)
+        self.show_error(message, key)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -13,7 +13,8 @@ from textual.widgets import Footer
 from textual.worker import get_current_worker
 
 from cockpit.supervisor import RunHandle
-from cockpit.tui.feed import GRPO_CHARTS, SFT_CHARTS, RunFeed, Snapshot
+from cockpit.state import GRPO_CHARTS, SFT_CHARTS
+from cockpit.tui.feed import RunFeed, Snapshot
 from cockpit.tui.widgets.run.charts import MetricChart
 from cockpit.tui.widgets.run.findings import FindingsPanel
 from cockpit.tui.widgets.run.generations import GenerationsPanel

@@ -7,7 +7,7 @@ from typing import Any
 from textual.widgets import Static
 
 from cockpit.memory_estimate import form_markup
-from engine import estimate as estimate_mod
+from engine.memory import estimate as estimate_mod
 
 
 class MemoryEstimate(Static):

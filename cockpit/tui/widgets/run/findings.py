@@ -9,9 +9,7 @@ from textual.widgets.option_list import Option
 
 from cockpit.diagnose import Finding
 from cockpit.diagnose.fixes import flags
-
-SEVERITY_STYLE = {"red": "bold red", "amber": "bold dark_orange", "info": "bold blue"}
-SEVERITY_MARK = {"red": "●", "amber": "▲", "info": "i"}
+from cockpit.format import SEVERITY_MARK, SEVERITY_STYLE
 
 
 def finding_line(finding: Finding) -> Text:

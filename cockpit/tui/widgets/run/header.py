@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from cockpit.tui.feed import Snapshot
-from cockpit.tui.widgets.run.format import bar, duration, num
+from cockpit.format import bar, duration, metric as num
 
 STATUS_STYLE = {
     "running": "bold green",

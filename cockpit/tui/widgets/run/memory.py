@@ -7,7 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from cockpit.tui.widgets.run.format import bar, mib
+from cockpit.format import bar, mib
 from engine.events import number
 
 

@@ -1,0 +1,186 @@
+"""The one way a run starts: `cockpit run`, the TUI's new-run form and `cockpit sweep` all come here.
+
+request (options by the names of the one options table, presets, config files, --set)
+  -> config resolved and validated (engine.config)
+  -> the data read and linted once (a blocking finding refuses, with its code and fix)
+  -> launch checks (the distributed strategy, GPUs against the visible ones)
+  -> a resumed run: the run dir is a run, no engine holds it, its config still loads
+  -> the run dir made atomically, config.yaml (+ .secrets.yaml) and lint.json written
+  -> the engine started under a RunHandle.
+
+Every refusal is an EngineError (or its ConfigError/DataError), a RunDirError or a RunDirBusy:
+one line naming the key, file or run dir and the fix. Nothing here imports torch or Textual.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cockpit.supervisor import MULTI_NODE_OPTIONS, RunDirError, RunHandle, new_run_dir, write_config
+from engine import config as config_mod
+from engine import run_dir as names
+from engine.config.options import BY_NAME
+from engine.errors import EngineError
+
+
+@dataclass
+class Request:
+    """What a user asked for: the config's layers, the run dir, and what to resume."""
+
+    preset: str | None = None
+    config_file: Path | None = None
+    values: dict[str, Any] = field(default_factory=dict)  # option name (engine/config/options.py) -> value
+    sets: list[str] = field(default_factory=list)  # --set section.key=value texts
+    output_dir: Path | None = None
+    resume: Path | None = None  # continue this run dir with its saved config
+    resume_from: Path | None = None  # a new run that continues from another run's checkpoint
+
+
+@dataclass
+class Prepared:
+    """A run that passed every check and may start: its config, and what to tell the user."""
+
+    cfg: dict[str, Any]
+    request: Request
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    reports: list[Any] = field(default_factory=list)  # the data's LintReports, handed to the engine
+    run_dir: Path | None = None  # set for a resume; made by `start` for a new run
+
+
+def option_overrides(values: dict[str, Any]) -> dict[str, Any]:
+    """Options by name -> config keys, as the options table maps them (switches set their value)."""
+    dotted: dict[str, Any] = {}
+    for name, value in values.items():
+        option = BY_NAME.get(name)
+        if option is None or value is None or value == [] or value == "" or (option.is_switch and value is False):
+            continue
+        if option.is_switch:
+            dotted[option.key] = option.value
+        elif name == "reward":  # path.py:function, the path relative to where the command runs
+            dotted[option.key] = [config_mod.resolve_reward_file(spec, Path.cwd()) for spec in value]
+        elif name == "launcher_args":
+            dotted[option.key] = shlex.split(value) if isinstance(value, str) else list(value)
+        elif name == "rewards" and isinstance(value, str):
+            dotted[option.key] = config_mod.parse_override(f"{option.key}={value}", option.flag)[2]
+        else:
+            dotted[option.key] = str(value) if isinstance(value, Path) else value
+    return dotted
+
+
+def build_config(preset: str | None, config_file: Path | None, values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
+    """Resolve the layers into one config; raises ConfigError."""
+    return config_mod.resolve(preset=preset, config_file=config_file, flags=option_overrides(values), sets=sets)
+
+
+def check_data(cfg: dict[str, Any]) -> tuple[list[str], list[Any]]:
+    """Read and lint the data the way the engine will, before any model loads.
+
+    Returns the loader's warnings and the lint reports (the engine reads them from lint.json rather
+    than lint again). Raises DataError for data that would fail or train nothing: the first
+    blocking lint finding, with its code and overrides.
+    """
+    from engine.data import lint  # light: the loader and lint (without a tokenizer) are standard library only
+    from engine.train.preflight import blocking_error, data_files
+
+    if cfg["run"]["type"] == "grpo":  # prompts + ground truth, e.g. through grpo.answer_field
+        from engine.data.prompts import load
+
+        return list(load(cfg).warnings), []
+    from engine.train.sft import load_data
+
+    reports = [lint.lint_file(path, **{**lint.options_from_config(cfg), "max_length": None}) for path in data_files(cfg)]
+    for report in reports:
+        if report.fatal:
+            raise EngineError("data", report.fatal, code="unreadable", key="data.path")
+        more = len(report.blocking) - 1
+        error = blocking_error(report.blocking, (f" (and {more} more problems)" if more else "")
+                               + f"; `cockpit lint {report.path}` lists them all")
+        if error is not None:
+            raise error
+    return list(load_data(cfg).warnings), reports
+
+
+def check_launch(cfg: dict[str, Any]) -> list[str]:
+    """Refuse a multi-process launch that cannot start (EngineError kind config); notes to print otherwise."""
+    from engine.train import distributed
+
+    run = cfg["run"]
+    gpus, strategy = run["gpus"], run["distributed"]
+    if gpus <= 1 and not run["launcher_args"]:
+        return []
+    distributed.check_strategy(cfg)
+    from engine.memory.gpu import visible_gpus
+
+    multi_node = any(str(a).split("=")[0] in MULTI_NODE_OPTIONS for a in run["launcher_args"])
+    visible = len(visible_gpus())
+    here = f"{gpus} process{'es' if gpus > 1 else ''} on this machine"
+    if multi_node:
+        here += f", joined to the others by torchrun ({' '.join(run['launcher_args'])})"
+    if visible == 0:
+        return [f"no CUDA GPU here: {here}, on the CPU, talking over gloo"]
+    if gpus > visible:  # per machine, also when several machines join
+        raise EngineError("config", f"--gpus {gpus} but {visible} GPU(s) are visible; use --gpus {visible} (or CUDA_VISIBLE_DEVICES)",
+                          code="gpus_not_visible", key="run.gpus", overrides={"run.gpus": visible})
+    return [f"{here} under torchrun, {strategy}"]
+
+
+def check_resume(run_dir: Path) -> dict[str, Any]:
+    """The saved config of a run dir that may be continued; raises RunDirError or RunDirBusy."""
+    if not (run_dir / names.CONFIG).is_file():
+        raise RunDirError(f"{run_dir} is not a run dir (no {names.CONFIG}); give the dir `cockpit run` printed")
+    names.check_free(run_dir)
+    return config_mod.load_run_config(run_dir)
+
+
+def prepare(request: Request) -> Prepared:
+    """Every check a run must pass before anything is written."""
+    if request.resume is not None:
+        cfg = check_resume(Path(request.resume))
+        prepared = Prepared(cfg, request, run_dir=Path(request.resume))
+    else:
+        cfg = build_config(request.preset, request.config_file, request.values, request.sets)
+        prepared = Prepared(cfg, request)
+    prepared.warnings, prepared.reports = check_data(cfg)
+    prepared.notes = check_launch(cfg)
+    return prepared
+
+
+def start(prepared: Prepared, handle: RunHandle | None = None) -> RunHandle:
+    """Make the run dir (a new run), hand the config and lint over, and start the engine.
+
+    `handle`: a handle that folded the resumed run's events already. A new run whose engine
+    cannot be started leaves no run dir behind.
+    """
+    from engine.train.preflight import write_lint
+
+    request = prepared.request
+    resume = request.resume is not None or request.resume_from is not None
+    created = prepared.run_dir is None
+    if created:
+        prepared.run_dir = new_run_dir(prepared.cfg, request.output_dir)
+    run_dir = prepared.run_dir
+    try:
+        if created:
+            write_config(run_dir, prepared.cfg)
+            if request.resume_from is not None:
+                # The engine resumes from RUN_DIR/checkpoints: the source run's checkpoint is copied there.
+                shutil.copytree(request.resume_from, run_dir / names.CHECKPOINTS / Path(request.resume_from).name)
+        else:
+            names.check_free(run_dir)  # a second cockpit may have resumed it since prepare()
+        write_lint(run_dir, prepared.reports)
+        return RunHandle.start(run_dir, resume=resume, handle=handle)
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def launch(request: Request) -> tuple[RunHandle, Prepared]:
+    """prepare + start, for callers with nothing to show in between."""
+    prepared = prepare(request)
+    return start(prepared), prepared

@@ -1,0 +1,450 @@
+"""The one fold of a run's event stream: what `cockpit run`, the TUI, the home list, doctor and the
+rules know about a run (standard library only).
+
+`RunState.feed(event)` is called once per event and says whether the event was fresh. A run dir's
+events.jsonl holds the events of every engine process that worked on it: a resumed engine starts
+from its checkpoint, so the steps after that checkpoint come again. Steps are the key: a metrics,
+eval or generations event at a step already folded is not folded again, so a stopped-and-resumed
+run folds to the same state (and the same findings) as one that ran straight through. The processes
+are kept apart (`processes`, `live`), so readers know which engine is the current one.
+
+Memory stays bounded however long the run: series are bucketed (cockpit/series.py) and the lists
+of notable steps keep their first entries and count the rest.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from cockpit.logs import EvalSet, normalize_metrics
+from cockpit.series import Marks, Series, Window
+from engine.events import number
+
+# Logs at the start of a run that no dynamics rule judges: warm-up, loss-scale calibration and
+# tiny-sample noise make them unrepresentative.
+WARMUP_LOGS = 5
+# Loss level = median of the last few logs: robust to a single odd batch, quick to follow a trend.
+SMOOTH_LOGS = 5
+# Running median window for grad_norm spikes.
+GRAD_WINDOW = 50
+KEPT_GENERATIONS = 8  # generations events kept for the panel
+
+_EVAL_LOSS = re.compile(r"eval_(?:(.+)_)?loss")
+_PREFERENCE_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
+# A metrics log with any of these keys is GRPO's (the one list: the rules and the charts use it).
+GRPO_KEYS = ("reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "completions/clipped_ratio", "kl")
+# What the rules follow on GRPO runs.
+GRPO_TRACKED = ("reward", "reward_std", "frac_reward_zero_std", "completions/clipped_ratio",
+                "completions/mean_length", "completions/max_length", "kl", "entropy")
+# Chart name -> the metric keys drawn on it (eval_loss shares the loss axes).
+SFT_CHARTS = {"loss": ("loss", "eval_loss"), "grad_norm": ("grad_norm",), "learning_rate": ("learning_rate",)}
+GRPO_CHARTS = {"reward": ("reward",), "kl": ("kl",), "completion length": ("completions/mean_length",)}
+CHARTED = ("loss", "grad_norm", "learning_rate", "reward", "kl", "completions/mean_length")
+
+
+@dataclass
+class Process:
+    """One engine process of the run: its run_started and how it ended."""
+
+    pid: int | None
+    started_at: float | None
+    resumed_from: int | None = None
+    finished: dict[str, Any] | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RunState:
+    """Everything known about a run, updated one event at a time."""
+
+    def __init__(self) -> None:
+        self.config: dict[str, Any] = {}
+        self.processes: list[Process] = []
+        self.plan: dict[str, Any] = {}
+        self.phase = "starting"
+        self.message = ""
+        self.dataset: dict[str, Any] | None = None
+        self.samples: list[dict[str, Any]] | None = None
+        self.memory: dict[str, Any] | None = None
+        self.estimate: dict[str, Any] | None = None
+        self.kind_hint: str | None = None  # from the config's run.type
+        self.kind = "sft"  # sft | grpo | preference, refined from the logs' keys
+        self.step: int | None = None  # where the live process is (goes back when a resume repeats steps)
+        self.epoch: float | None = None
+        self.last_event_time: float | None = None
+        self.training_started_at: float | None = None  # of the live process: its pace gives the ETA
+        self.training_start_step = 0
+        self.metrics: dict[str, Any] = {}  # the latest metrics event as logged
+        self.last: dict[str, Any] = {}  # the same, normalized
+        self.eval: dict[str, Any] = {}  # the latest eval event
+        self.generations: deque[dict[str, Any]] = deque(maxlen=KEPT_GENERATIONS)
+        self.charts: dict[str, Series] = {}
+        self.checkpoints: dict[int, str] = {}  # step -> path
+        self.errors: list[dict[str, Any]] = []
+        self.repeated = 0  # events skipped because their step was folded already
+        self._high: dict[str, int] = {}  # event type -> the highest step folded
+        self._floor: dict[str, int] = {}  # the same, before the live engine started: its repeats end there
+        # Training logs.
+        self.n_logs = 0
+        self.loss = Series()
+        self.loss_window = Window(SMOOTH_LOGS)
+        self.loss_nonfinite = Marks()
+        self.loss_broken = Marks()  # logs whose loss reads exactly 0 while grad_norm is NaN/Inf
+        self.first_loss: float | None = None
+        self.start_level: float | None = None  # loss level over the first SMOOTH_LOGS logs
+        self.level: float | None = None  # current loss level (median of the last SMOOTH_LOGS)
+        self.prev_level: float | None = None
+        self.low_level: float | None = None
+        self.low_step: int | None = None
+        self.min_loss: float | None = None
+        self.min_loss_step: int | None = None
+        self.leading_zero_logs = 0  # logs since the start whose loss is exactly 0
+        self.loss_ever_nonzero = False
+        self.grad_window = Window(GRAD_WINDOW)
+        self.grad_seen = 0
+        self.grad_zero = 0
+        self.grad_nonfinite = Marks()
+        self.grad_nonfinite_run = 0
+        self.grad_nonfinite_run_max = 0
+        self.grad_logs_after_warmup = 0
+        self.grad_spikes = Marks()  # (step, grad_norm, running median)
+        self.lr_seen = 0
+        self.lr_zero_steps = Marks()
+        self.lr_recent_zero = 0  # consecutive latest logs with lr 0
+        self.lr_last: float | None = None
+        self.lr_max: float | None = None
+        self.series: dict[str, Series] = {}  # GRPO and other tracked metrics
+        self.windows: dict[str, Window] = {}
+        self.firsts: dict[str, float] = {}  # level over the first SMOOTH_LOGS logs, per tracked metric
+        # Evaluation.
+        self.eval_sets: dict[str, EvalSet] = {}
+        self.n_evals = 0
+        self.evals_without_loss = 0
+        self._lr_set: float | None = None  # learning rate from the config or the plan
+        self.raised: set[str] = set()  # codes of the findings raised so far (kept by the Diagnoser)
+
+    # ---- what readers ask -----------------------------------------------------------------------
+
+    def cfg(self, dotted: str, default: Any = None) -> Any:
+        section, _, key = dotted.partition(".")
+        value = (self.config.get(section) or {}).get(key, default)
+        return default if value is None else value
+
+    @property
+    def live(self) -> Process | None:
+        """The latest engine process (the one a watcher follows and a stop request reaches)."""
+        return self.processes[-1] if self.processes else None
+
+    @property
+    def finished(self) -> dict[str, Any] | None:
+        """The live process's run_finished: how the run ended, unless a resume started it again."""
+        return self.live.finished if self.live else None
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        """The live process's last error."""
+        live = self.live
+        return live.errors[-1] if live and live.errors else None
+
+    @property
+    def started_at(self) -> float | None:
+        return self.processes[0].started_at if self.processes else None
+
+    @property
+    def total_steps(self) -> int | None:
+        total = self.plan.get("total_steps") or self.metrics.get("total_steps")
+        return int(total) if isinstance(total, (int, float)) and total > 0 else None
+
+    @property
+    def last_loss(self) -> float | None:
+        return self.loss.last
+
+    @property
+    def lr(self) -> float | None:
+        """The configured peak learning rate, else the largest one logged."""
+        return self._lr_set if self._lr_set is not None else self.lr_max
+
+    @property
+    def finetune(self) -> str | None:
+        return self.cfg("model.finetune")
+
+    @property
+    def is_grpo(self) -> bool:
+        return self.kind == "grpo"
+
+    def checkpoint_at(self, step: int) -> str | None:
+        return self.checkpoints.get(step)
+
+    def level_of(self, key: str) -> float | None:
+        window = self.windows.get(key)
+        return window.median() if window else None
+
+    def status(self, alive: bool) -> str:
+        """running, completed, stopped, failed, or ended (no run_finished and no live engine)."""
+        if self.finished:
+            return str(self.finished.get("status") or "finished")
+        if self.error and not alive:
+            return "failed"
+        return "running" if alive else ("ended" if self.processes else "not started")
+
+    def eta_seconds(self, now: float | None = None) -> float | None:
+        """Remaining time from the live process's pace so far."""
+        if not self.total_steps or self.training_started_at is None or self.finished or self.step is None:
+            return None
+        done = self.step - self.training_start_step
+        if done <= 0:
+            return None
+        elapsed = (now or time.time()) - self.training_started_at
+        return elapsed / done * (self.total_steps - self.step)
+
+    def chart_lines(self, max_points: int) -> dict[str, list[tuple[str, list[float], list[float]]]]:
+        """Chart name -> lines (label, steps, values), each at most `max_points` points."""
+        specs = dict(SFT_CHARTS)
+        if self.is_grpo:
+            specs.update(GRPO_CHARTS)
+            fns = sorted(k for k in self.charts if k.startswith("rewards/") and k.endswith("/mean"))
+            specs["reward"] = ("reward", *fns)
+        out = {}
+        for name, keys in specs.items():
+            lines = []
+            for key in keys:
+                series = self.charts.get(key)
+                if series is not None and len(series):
+                    xs, ys = series.points(max_points)
+                    label = key[len("rewards/") : -len("/mean")] if key.startswith("rewards/") else key
+                    lines.append((label, xs, ys))
+            out[name] = lines
+        return out
+
+    # ---- folding events -------------------------------------------------------------------------
+
+    def feed(self, event: dict[str, Any]) -> bool:
+        """Fold one event in; False when it repeats a step already folded (it changes nothing)."""
+        kind = event.get("type")
+        t = number(event.get("time"))
+        if t is not None:
+            self.last_event_time = t
+        step = event.get("step")
+        step = int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None
+        if kind in ("metrics", "eval", "generations") and step is not None:
+            # A step the earlier engines reached already comes again after a resume: folded once.
+            # Within one engine a step may carry several logs (six eval sets, the closing summary).
+            if step <= self._floor.get(kind, -1):
+                self.repeated += 1
+                if kind == "metrics":  # the live process is back here: progress follows it
+                    self.step = step
+                return False
+            self._high[kind] = max(step, self._high.get(kind, -1))
+        if step is not None:
+            self.step = step
+        handler = getattr(self, "_on_" + str(kind), None)
+        if handler is not None:
+            handler(event)
+        return True
+
+    def _on_run_started(self, event: dict[str, Any]) -> None:
+        self._floor = dict(self._high)
+        self.processes.append(Process(event.get("pid"), number(event.get("time")), event.get("resumed_from")))
+        self.phase, self.message = "starting", ""
+        self.training_started_at = None
+        config = event.get("config")
+        if isinstance(config, dict):
+            self.config = config
+            run_type = (config.get("run") or {}).get("type")
+            self._lr_set = number((config.get("train") or {}).get("learning_rate")) or self._lr_set
+            if run_type in ("sft", "grpo"):
+                self.kind_hint = run_type
+                self.kind = run_type
+
+    def _process(self) -> Process:
+        if not self.processes:  # a stream cut before its run_started (a log read from the middle)
+            self.processes.append(Process(None, self.last_event_time))
+        return self.processes[-1]
+
+    def _on_status(self, event: dict[str, Any]) -> None:
+        self.phase = event.get("phase", self.phase)
+        self.message = event.get("message", "")
+        plan = event.get("plan")
+        if isinstance(plan, dict):
+            self.plan = plan
+            self.training_started_at = number(event.get("time"))
+            self.training_start_step = self.step or 0
+            if self._lr_set is None:
+                self._lr_set = number(plan.get("learning_rate"))
+
+    def _on_dataset(self, event: dict[str, Any]) -> None:
+        self.dataset = event
+
+    def _on_samples(self, event: dict[str, Any]) -> None:
+        samples = event.get("samples")
+        if isinstance(samples, list):
+            self.samples = [s for s in samples if isinstance(s, dict)]
+
+    def _on_memory(self, event: dict[str, Any]) -> None:
+        self.memory = event
+
+    def _on_estimate(self, event: dict[str, Any]) -> None:
+        self.estimate = event
+
+    def _on_generations(self, event: dict[str, Any]) -> None:
+        self.generations.append(event)
+        self.kind = "grpo"
+
+    def _on_checkpoint(self, event: dict[str, Any]) -> None:
+        step = self.step if self.step is not None else 0
+        self.checkpoints[step] = str(event.get("path") or f"checkpoint-{step}")
+
+    def _on_error(self, event: dict[str, Any]) -> None:
+        self.errors.append(event)
+        self._process().errors.append(event)
+
+    def _on_run_finished(self, event: dict[str, Any]) -> None:
+        self._process().finished = event
+        self.phase = str(event.get("status") or "finished")
+
+    def _on_eval(self, event: dict[str, Any]) -> None:
+        self.eval = event
+        self.n_evals += 1
+        step = self.step if self.step is not None else 0
+        epoch = number(event.get("epoch"))
+        found = False
+        for key, raw in event.items():
+            match = _EVAL_LOSS.fullmatch(key)
+            if not match:
+                continue
+            value = number(raw)
+            if value is None:
+                continue
+            found = True
+            name = match.group(1) or ""
+            eval_set = self.eval_sets.get(name)
+            if eval_set is None:
+                eval_set = self.eval_sets[name] = EvalSet(name)
+            eval_set.add(step, value, epoch, self.level)
+            if not name:
+                self._chart("eval_loss", step, value)
+        if not found:
+            self.evals_without_loss += 1
+
+    def _chart(self, key: str, step: float, value: float | None) -> None:
+        if value is None:
+            return
+        series = self.charts.get(key)
+        if series is None:
+            series = self.charts[key] = Series()
+        series.add(step, value)
+
+    def _on_metrics(self, event: dict[str, Any]) -> None:
+        self.metrics = event
+        logs = normalize_metrics(event)
+        self.last = logs
+        step = self.step if self.step is not None else self.n_logs + 1
+        self.n_logs += 1
+        epoch = number(logs.get("epoch"))
+        if epoch is not None:
+            self.epoch = epoch
+        if self.kind_hint is None and self.kind == "sft" and self.n_logs <= WARMUP_LOGS:
+            if any(k in logs for k in _PREFERENCE_KEYS):
+                self.kind = "preference"
+            elif any(k in logs for k in GRPO_KEYS):
+                self.kind = "grpo"
+        for key in CHARTED:
+            if key in logs:
+                self._chart(key, step, number(logs[key]))
+        if self.kind == "grpo":
+            for key, value in logs.items():
+                if key.startswith("rewards/") and key.endswith("/mean"):
+                    self._chart(key, step, number(value))
+
+        loss = number(logs.get("loss"))
+        if loss is not None:
+            if not math.isfinite(loss):
+                self.loss_nonfinite.append(step)
+            else:
+                self._add_loss(step, loss)
+
+        grad = number(logs.get("grad_norm"))
+        if grad is not None:
+            self._add_grad(step, grad)
+
+        if loss == 0 and grad is not None and not math.isfinite(grad) and self.loss_ever_nonzero:
+            self.loss_broken.append(step)  # NaN weights: some trainers report such a loss as 0
+
+        lr = number(logs.get("learning_rate"))
+        if lr is not None and math.isfinite(lr):
+            self.lr_seen += 1
+            self.lr_last = lr
+            self.lr_max = lr if self.lr_max is None else max(self.lr_max, lr)
+            if lr == 0:
+                self.lr_zero_steps.append(step)
+                self.lr_recent_zero += 1
+            else:
+                self.lr_recent_zero = 0
+
+        if self.kind == "grpo":
+            for key in GRPO_TRACKED:
+                value = number(logs.get(key))
+                if value is not None and math.isfinite(value):
+                    self._track(key, step, value)
+                    if key == "reward_std":  # old logs: a zero-std share from reward_std alone
+                        self._track("reward_std_zero", step, 1.0 if value <= 0.01 else 0.0)
+
+    def _add_grad(self, step: int, grad: float) -> None:
+        self.grad_seen += 1
+        after_warmup = self.n_logs > WARMUP_LOGS
+        if not math.isfinite(grad):
+            if after_warmup:  # the fp16 loss scaler overflows on purpose while it calibrates
+                self.grad_nonfinite.append(step)
+                self.grad_nonfinite_run += 1
+                self.grad_nonfinite_run_max = max(self.grad_nonfinite_run_max, self.grad_nonfinite_run)
+                self.grad_logs_after_warmup += 1
+            return
+        self.grad_nonfinite_run = 0
+        if after_warmup:
+            self.grad_logs_after_warmup += 1
+        if grad == 0:
+            self.grad_zero += 1
+        median = self.grad_window.median()
+        if after_warmup and len(self.grad_window) >= WARMUP_LOGS and median and grad >= 10 * median:
+            self.grad_spikes.append((step, grad, median))
+        self.grad_window.push(grad)
+
+    def _add_loss(self, step: int, loss: float) -> None:
+        self.loss.add(step, loss)
+        if self.first_loss is None:
+            self.first_loss = loss
+        if loss != 0:
+            self.loss_ever_nonzero = True
+        elif not self.loss_ever_nonzero:
+            self.leading_zero_logs += 1
+        if self.min_loss is None or loss < self.min_loss:
+            self.min_loss, self.min_loss_step = loss, step
+        self.prev_level = self.level
+        self.loss_window.push(loss)
+        self.level = self.loss_window.median()
+        if len(self.loss) == SMOOTH_LOGS:
+            self.start_level = self.level
+        if self.low_level is None or self.level < self.low_level:  # type: ignore[operator]
+            self.low_level, self.low_step = self.level, step
+
+    def _track(self, key: str, step: int, value: float) -> None:
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = Series()
+            self.windows[key] = Window(SMOOTH_LOGS)
+        series.add(step, value)
+        self.windows[key].push(value)
+        if len(series) == SMOOTH_LOGS:
+            self.firsts[key] = self.windows[key].median()  # type: ignore[assignment]
+
+
+def fold(events) -> RunState:
+    """A whole stream folded."""
+    state = RunState()
+    for event in events:
+        state.feed(event)
+    return state

@@ -1,0 +1,247 @@
+"""Device and memory readings for `memory` events: NVML per GPU, torch's peaks, process RSS.
+
+NVML is sampled at most once a second (a `memory` event at every log would otherwise hammer the
+driver), and only the cheap per-device calls are used, never the process list.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+MIN_INTERVAL_S = 1.0
+
+
+def _rss_mb() -> float:
+    try:
+        import psutil
+
+        return round(psutil.Process(os.getpid()).memory_info().rss / 2**20, 1)
+    except Exception:  # psutil missing or the platform refuses: report nothing rather than fail
+        return 0.0
+
+
+def _peak_rss_mb() -> float:
+    """The process's peak resident memory (Linux reports ru_maxrss in KiB, macOS in bytes)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
+def system_ram() -> int | None:
+    """The machine's RAM in bytes (None where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def cuda_visible(handles: list[Any], pynvml: Any) -> list[int]:
+    """NVML indices of the devices CUDA_VISIBLE_DEVICES lets CUDA see, in its order (it stops at a bad entry)."""
+    spec = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if spec is None:
+        return list(range(len(handles)))
+    out: list[int] = []
+    for entry in (e.strip() for e in spec.split(",")):
+        if entry.isdigit() and int(entry) < len(handles):
+            out.append(int(entry))
+            continue
+        uuids = []
+        for h in handles:
+            u = pynvml.nvmlDeviceGetUUID(h)
+            uuids.append(u.decode() if isinstance(u, bytes) else u)
+        match = [i for i, u in enumerate(uuids) if entry and u.startswith(entry)]
+        if not match:
+            break
+        out.append(match[0])
+    return out
+
+
+class MemorySampler:
+    """Reads memory for the GPUs this process uses; on a machine without NVML or a GPU, RSS only.
+
+    `processes`: the processes of the run on this machine (torchrun's LOCAL_WORLD_SIZE). Local rank
+    i trains on visible GPU i, so a run of 2 processes on 8 visible GPUs reports those 2; a single
+    process reports every visible GPU (the Trainer spreads one process over all of them).
+    """
+
+    def __init__(self, processes: int = 1):
+        self._nvml = None
+        self._handles: list[tuple[int, Any]] = []
+        self._last_time = 0.0
+        self._last_gpus: list[dict[str, Any]] = []
+        self._start_reserved_mb: float | None = None  # set by mark_start once the model is loaded
+        self._start_rss_mb: float | None = None
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            indices = cuda_visible(handles, pynvml)
+            if processes > 1:
+                indices = indices[:processes]
+            self._handles = [(i, handles[i]) for i in indices]
+            self._nvml = pynvml
+        except Exception:  # no driver, no GPU: the process's memory is still reported
+            self._nvml = None
+
+    def gpus(self) -> list[dict[str, Any]]:
+        if self._nvml is None:
+            return []
+        now = time.monotonic()
+        if now - self._last_time < MIN_INTERVAL_S and self._last_gpus:
+            return self._last_gpus
+        nv = self._nvml
+        out = []
+        for index, handle in self._handles:
+            row: dict[str, Any] = {"index": index}
+            try:
+                name = nv.nvmlDeviceGetName(handle)
+                row["name"] = name.decode() if isinstance(name, bytes) else name
+                mem = nv.nvmlDeviceGetMemoryInfo(handle)
+                row["used_mb"] = round(mem.used / 2**20, 1)
+                row["total_mb"] = round(mem.total / 2**20, 1)
+                row["util_pct"] = nv.nvmlDeviceGetUtilizationRates(handle).gpu
+                row["temp_c"] = nv.nvmlDeviceGetTemperature(handle, nv.NVML_TEMPERATURE_GPU)
+                row["power_w"] = round(nv.nvmlDeviceGetPowerUsage(handle) / 1000, 1)
+            except Exception:  # a field some GPUs don't expose
+                pass
+            out.append(row)
+        self._last_time, self._last_gpus = now, out
+        return out
+
+    def torch_peaks(self) -> dict[str, float] | None:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        mb = 2**20
+        return {
+            "allocated_mb": round(torch.cuda.memory_allocated() / mb, 1),
+            "peak_allocated_mb": round(torch.cuda.max_memory_allocated() / mb, 1),
+            "reserved_mb": round(torch.cuda.memory_reserved() / mb, 1),
+            "peak_reserved_mb": round(torch.cuda.max_memory_reserved() / mb, 1),
+        }
+
+    def own(self) -> dict[str, float]:
+        """This process's share, for gathering from every rank: torch's peaks on its GPU, and its RSS."""
+        return {**(self.torch_peaks() or {}), "rss_mb": _rss_mb(), "peak_rss_mb": _peak_rss_mb()}
+
+    def snapshot(self, ranks: list[dict[str, float] | None] | None = None) -> dict[str, Any]:
+        """The payload of a `memory` event; `ranks`: every rank's torch peaks, in a run of several processes."""
+        out: dict[str, Any] = {"gpus": self.gpus(), "torch": self.torch_peaks(), "process": {"rss_mb": _rss_mb()}}
+        return _with_ranks(out, ranks)
+
+    def mark_start(self) -> None:
+        """Remember what is reserved once the model is loaded, before the first step."""
+        peaks = self.torch_peaks()
+        self._start_reserved_mb = peaks["peak_reserved_mb"] if peaks else None
+        self._start_rss_mb = _rss_mb()
+
+    def report(self, ranks: list[dict[str, float] | None] | None = None) -> dict[str, Any]:
+        """The end-of-run memory summary: the seed's `--verbose` report (GPU, total, reserved at the
+        start, peak, the share training added), or the process's peak RSS without a GPU."""
+        peak_rss = _peak_rss_mb()
+        peaks = self.torch_peaks()
+        if peaks is None:
+            return _with_ranks({"device": "cpu", "peak_rss_mb": peak_rss, "start_rss_mb": self._start_rss_mb}, ranks)
+        import torch
+
+        index = torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        total = round(props.total_memory / 2**20, 1)
+        start = self._start_reserved_mb or 0.0
+        peak = peaks["peak_reserved_mb"]
+        out: dict[str, Any] = {
+            "device": props.name,
+            "total_mb": total,
+            "start_reserved_mb": start,
+            "peak_reserved_mb": peak,
+            "peak_allocated_mb": peaks["peak_allocated_mb"],
+            "training_mb": round(peak - start, 1),
+            "peak_pct": round(100 * peak / total, 1) if total else None,
+            "training_pct": round(100 * (peak - start) / total, 1) if total else None,
+            "peak_rss_mb": peak_rss,
+        }
+        return _with_ranks(out, ranks)
+
+
+def _with_ranks(payload: dict[str, Any], ranks: list[dict[str, float] | None] | None) -> dict[str, Any]:
+    """`payload` with every rank's own figures as `ranks` [{rank, ...}], in a run of several processes."""
+    if ranks is not None:
+        payload["ranks"] = [{"rank": i, **(figures or {})} for i, figures in enumerate(ranks)]
+    return payload
+
+
+def devices() -> list[dict[str, Any]]:
+    """The CUDA devices torch sees, for `run_started`."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    return [
+        {
+            "index": i,
+            "name": torch.cuda.get_device_name(i),
+            "total_mb": round(torch.cuda.get_device_properties(i).total_memory / 2**20, 1),
+        }
+        for i in range(torch.cuda.device_count())
+    ]
+
+
+def pick_precision(requested: str) -> str:
+    """bf16 where the GPU supports it, else fp16 on CUDA, fp32 on CPU; an explicit choice wins."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def visible_gpus() -> list[dict[str, Any]]:
+    """The GPUs CUDA would use (CUDA_VISIBLE_DEVICES honoured), from NVML: [] without a driver.
+
+    Each: {index, name, total_mb, used_mb, bf16}. NVML is light to import; torch is never touched.
+    """
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # no nvidia-ml-py, no driver, no GPU: all mean "no GPU visible"
+        return []
+    try:
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        out = []
+        for index in cuda_visible(handles, pynvml):
+            handle = handles[index]
+            name = pynvml.nvmlDeviceGetName(handle)
+            mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            try:
+                major, _ = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+            except pynvml.NVMLError:
+                major = 8
+            out.append(
+                {
+                    "index": index,
+                    "name": name.decode() if isinstance(name, bytes) else name,
+                    "total_mb": round(mem.total / 2**20, 1),
+                    "used_mb": round(mem.used / 2**20, 1),
+                    "bf16": major >= 8,  # Ampere and later
+                }
+            )
+        return out
+    except pynvml.NVMLError:
+        return []
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except pynvml.NVMLError:
+            pass
+
+
+# ---- the parts -----------------------------------------------------------------------------

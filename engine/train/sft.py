@@ -1,0 +1,147 @@
+"""Supervised fine-tuning with TRL's SFTTrainer, from a resolved config to final/ and best/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.data import load as data_loader
+from engine.errors import EngineError
+from engine.model import load as models
+from engine.train import outputs, preflight, trl_args
+
+# Formats whose records are conversations already; the others are rendered as one user turn.
+CHAT_NATIVE = {"messages", "sharegpt"}
+
+
+def load_data(cfg: dict[str, Any], chat: bool | None = None, **overrides: Any) -> data_loader.Splits:
+    """The train/eval rows; raises DataError (code, one-line message) on data a run cannot use.
+
+    `overrides` replace the data section's loader options (GRPO maps its answer column this way).
+    """
+    dcfg, tcfg = cfg["data"], cfg["train"]
+    options = {
+        "eval_path": dcfg["eval_path"],
+        "format": dcfg["format"],
+        "eval_split": dcfg["eval_split"],
+        "split_field": dcfg["split_field"],
+        "prompt_template": dcfg["prompt_template"],
+        "completion_template": dcfg["completion_template"],
+        "system_prompt": dcfg["system_prompt"],
+        "loss_on": dcfg["loss_on"],
+        "chat": dcfg["chat"] if chat is None else chat,
+        "seed": tcfg["seed"],
+        "eval_required": tcfg["eval_strategy"] != "no",
+    }
+    return data_loader.load_splits(dcfg["path"], **{**options, **overrides})
+
+
+def check_chat_template(cfg: dict[str, Any], tokenizer: Any, splits: Any, reload: Any) -> Any:
+    """Data needs a chat template to be rendered; without one, plain formats fall back to text."""
+    if tokenizer.chat_template:
+        return splits
+    if splits.format in CHAT_NATIVE:
+        raise EngineError(
+            "config",
+            f"model '{cfg['model']['name_or_path']}' has no chat template and {splits.format} data needs one; "
+            "give one with --set model.chat_template=PATH.jinja, or use an instruct model",
+            code="no_chat_template", key="model.chat_template",
+        )
+    if not cfg["data"]["chat"]:
+        return splits
+    splits = reload(cfg, chat=False)
+    splits.warnings.append("the tokenizer has no chat template: prompts and completions are trained as plain text")
+    return splits
+
+
+def sft_config(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: bool):
+    """TRL's SFTConfig from our schema, plus the `trl:` pass-through keys checked against it."""
+    from trl import SFTConfig
+
+    t = cfg["train"]
+    loss_on = cfg["data"]["loss_on"]
+    kwargs = trl_args.shared_kwargs(cfg, run_dir, precision, has_eval)
+    kwargs.update(
+        max_length=t["max_length"],
+        truncation_mode=t["truncation_mode"],
+        packing=t["packing"],
+        completion_only_loss=loss_on == "completion",
+        assistant_only_loss=loss_on == "assistant",
+    )
+    return trl_args.build(SFTConfig, kwargs, cfg.get("trl", {}))
+
+
+def to_dataset(rows: list[dict[str, Any]]):
+    from datasets import Dataset
+
+    return Dataset.from_list(rows)
+
+
+def trainer_class(longest_first: bool) -> type:
+    """SFTTrainer that notes each batch (for an out-of-memory report) and can train the longest batch first."""
+    from trl import SFTTrainer
+
+    from engine.memory.oom import BatchTracking, LongestFirst
+
+    return type("CockpitSFTTrainer", (BatchTracking, LongestFirst, SFTTrainer), {"longest_first": longest_first})
+
+
+def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool, precision: str) -> dict[str, Any]:
+    """Train; returns the run_finished payload (status, outputs, final metrics)."""
+    from engine.train.callbacks import ControlCallback, EventsCallback
+
+    trl_args.check_train(cfg)
+    events.emit("status", phase="preparing data", message=f"reading {cfg['data']['path']}")
+    findings = [f for r in preflight.lint_reports(cfg, run_dir) for f in r.findings]
+    error = preflight.blocking_error(findings)
+    if error is not None:
+        raise error
+    splits = load_data(cfg)
+
+    events.emit("status", phase="loading model", message=f"loading tokenizer of {cfg['model']['name_or_path']}")
+    tokenizer = models.load_tokenizer(cfg)
+    splits = check_chat_template(cfg, tokenizer, splits, load_data)
+    report, token_found = preflight.token_check(cfg, tokenizer, splits)
+    for name, count in splits.dropped.items():
+        report.setdefault("train", {}).setdefault("dropped_reasons", {})[name] = count
+    events.emit(
+        "dataset",
+        format=splits.format,
+        path=splits.path,
+        max_length=cfg["train"]["max_length"],
+        loss_on=cfg["data"]["loss_on"],
+        splits=report,
+        keep_max_length=report.get("train", {}).get("keep_max_length"),
+        warnings=splits.warnings,
+        lint=[f.to_dict() for f in findings + token_found],
+        has_chat_template=bool(tokenizer.chat_template),
+        chat_template_ok=True,
+    )
+
+    checkpoint = None
+    if resume:
+        checkpoint = outputs.last_checkpoint(run_dir)
+        if checkpoint is None:
+            raise EngineError("config", f"{run_dir}/checkpoints holds no checkpoint to resume from; start a new run instead")
+
+    events.emit("status", phase="loading model", message=f"loading {cfg['model']['name_or_path']} ({cfg['model']['finetune']}, {precision})")
+    model = models.load_model(cfg, precision)
+    args = sft_config(cfg, run_dir, precision, has_eval=bool(splits.eval))
+
+    callback = EventsCallback(events, run_dir, len(splits.train), len(splits.eval), cfg["train"]["save_best"])
+    trainer = trainer_class(cfg["train"]["longest_first"])(
+        model=model,
+        args=args,
+        train_dataset=to_dataset(splits.train),
+        eval_dataset=to_dataset(splits.eval) if splits.eval else None,
+        processing_class=tokenizer,
+        peft_config=models.peft_config(cfg),
+        callbacks=[callback, ControlCallback(flag)],
+    )
+    callback.trainer = trainer
+    from engine.data.samples import sample_payload
+
+    events.emit("samples", samples=sample_payload(trainer.train_dataset, tokenizer, cfg["data"]["samples"], args.max_length))
+
+    trainer.train(resume_from_checkpoint=checkpoint)
+    return outputs.finish(trainer, callback, flag, run_dir, tokenizer, events)
