@@ -48,30 +48,88 @@ def dataset_lines(event: dict[str, Any]) -> list[str]:
     return out
 
 
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+class Stopper:
+    """Every way a user (or the system) asks `cockpit run` to stop ends in the same graceful stop.
+
+    SIGINT (Ctrl-C), SIGTERM (a timeout, a scheduler), SIGHUP (the SSH session closed) and a broken
+    stdout pipe (`| head`) ask the engine for a checkpoint and a clean end; the request is sent
+    before anything is printed, so a dead terminal cannot lose it. A second SIGINT or SIGTERM kills.
+    """
+
+    def __init__(self, handle: RunHandle, console: Console):
+        self.handle, self.console = handle, console
+        self.requests = 0
+        self.killed = False
+        self.reason: str | None = None
+        self._previous: dict[int, Any] = {}
+        console.on_broken_pipe = self.output_broken  # rich would raise SystemExit(1) and orphan the engine
+
+    def __enter__(self) -> Stopper:
+        for sig in STOP_SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.requests and signum != getattr(signal, "SIGHUP", None):
+            self.killed = True
+            self.handle.kill()
+            return
+        self.stop(f"{name}: stopping, saving a checkpoint first ({'Ctrl-C' if name == 'SIGINT' else 'the signal'} again to kill)")
+
+    def stop(self, why: str) -> None:
+        self.requests += 1
+        if self.requests > 1:
+            return
+        self.reason = why
+        self.handle.request_stop()
+        note(why)
+
+    def output_broken(self) -> None:
+        """stdout is gone (a closed pipe): stop the run, and send what is left to nowhere."""
+        import os
+
+        if self.console.quiet:
+            return
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+        except OSError:
+            pass
+        self.console.quiet = True
+        self.stop("stdout closed: stopping the run, saving a checkpoint first")
+
+
+def note(text: str) -> None:
+    """One line on stderr that never raises (the terminal may be gone)."""
+    import sys
+
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def follow(
     handle: RunHandle,
     console: Console,
     on_findings: Callable[[list[Any]], None] | None = None,
+    stopper: Stopper | None = None,
 ) -> RunState:
-    """Render a run until its engine exits; returns the handle's state. Ctrl-C asks for a graceful
-    stop; a second one kills.
+    """Render a run until its engine exits; returns the handle's state. Stop requests: `Stopper`.
 
     Only fresh events are printed: what the handle folded before (a resumed run's history) and the
     steps a resume repeats are not shown again.
     """
     state = handle.state
-    interrupts = 0
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts == 1:
-            console.print("[yellow]stopping: saving a checkpoint first (Ctrl-C again to kill)[/]")
-            handle.request_stop()
-        else:
-            handle.kill()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    stopper = stopper or Stopper(handle, console)
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -89,13 +147,20 @@ def follow(
 
     def drain() -> None:
         for event, fresh, changed in handle.poll():
-            if fresh:
-                _render_event(event, progress.console)
+            if fresh and not console.quiet:
+                try:
+                    _render_event(event, progress.console)
+                except OSError:  # BrokenPipeError: `| head` has read enough
+                    stopper.output_broken()
             if changed and on_findings is not None:
                 on_findings(changed)
 
-    try:
-        with progress:
+    with stopper:
+        try:
+            progress.start()
+        except OSError:
+            stopper.output_broken()
+        try:
             while True:
                 alive = handle.is_running()
                 drain()
@@ -112,9 +177,12 @@ def follow(
                     drain()  # the last lines may land between the poll and the exit
                     break
                 time.sleep(POLL_S)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    handle.wait(timeout=5)
+        finally:
+            try:
+                progress.stop()
+            except OSError:
+                stopper.output_broken()
+        handle.wait(timeout=5)
     return state
 
 

@@ -38,6 +38,7 @@ class Request:
     output_dir: Path | None = None
     resume: Path | None = None  # continue this run dir with its saved config
     resume_from: Path | None = None  # a new run that continues from another run's checkpoint
+    partial_resume: bool = False  # resume from a checkpoint without optimizer/scheduler/RNG state; they start fresh
 
 
 @dataclass
@@ -129,6 +130,35 @@ def check_launch(cfg: dict[str, Any]) -> list[str]:
     return [f"{here} under torchrun, {strategy}"]
 
 
+def checkpoint_bytes(cfg: dict[str, Any]) -> int | None:
+    """About what one checkpoint of this run writes: the trained weights and their optimizer states."""
+    from engine.memory import estimate
+
+    est = estimate.estimate(cfg, search_fix=False)
+    parts = est.components or {}
+    if not parts:
+        return None
+    trained = parts.get("weights", 0) if cfg["model"]["finetune"] == "full" else parts.get("adapter", 0)
+    return int(trained + parts.get("optimizer", 0) + 2**20)
+
+
+def check_disk(cfg: dict[str, Any], where: Path) -> None:
+    """Refuse a run whose disk cannot hold its checkpoints, best/ and final/ (RunDirError, one line)."""
+    size = checkpoint_bytes(cfg)
+    if size is None:
+        return
+    keep = cfg["train"]["save_total_limit"] or 10
+    need = size * (keep + 3)  # the checkpoints kept, the one being written, best/ and final/
+    probe = where
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < need:
+        raise RunDirError(f"{probe}: {free / 2**20:.0f} MiB free, and this run writes about {need / 2**20:.0f} MiB "
+                          f"({keep} checkpoints of {size / 2**20:.0f} MiB, best/ and final/); free space, choose another "
+                          "--output-dir, or lower train.save_total_limit")
+
+
 def check_resume(run_dir: Path) -> dict[str, Any]:
     """The saved config of a run dir that may be continued; raises RunDirError or RunDirBusy."""
     if not (run_dir / names.CONFIG).is_file():
@@ -147,6 +177,7 @@ def prepare(request: Request) -> Prepared:
         prepared = Prepared(cfg, request)
     prepared.warnings, prepared.reports = check_data(cfg)
     prepared.notes = check_launch(cfg)
+    check_disk(cfg, prepared.run_dir or Path(request.output_dir or cfg["run"]["runs_dir"]))
     return prepared
 
 
@@ -162,7 +193,11 @@ def start(prepared: Prepared, handle: RunHandle | None = None) -> RunHandle:
     resume = request.resume is not None or request.resume_from is not None
     created = prepared.run_dir is None
     if created:
-        prepared.run_dir = new_run_dir(prepared.cfg, request.output_dir)
+        try:
+            prepared.run_dir = new_run_dir(prepared.cfg, request.output_dir)
+        except OSError as exc:  # read-only, no permission, full
+            raise RunDirError(f"{request.output_dir or prepared.cfg['run']['runs_dir']}: cannot make the run dir "
+                              f"({exc.strerror}); choose another --output-dir") from None
     run_dir = prepared.run_dir
     try:
         if created:
@@ -173,7 +208,11 @@ def start(prepared: Prepared, handle: RunHandle | None = None) -> RunHandle:
         else:
             names.check_free(run_dir)  # a second cockpit may have resumed it since prepare()
         write_lint(run_dir, prepared.reports)
-        return RunHandle.start(run_dir, resume=resume, handle=handle)
+        return RunHandle.start(run_dir, resume=resume, handle=handle, partial=request.partial_resume)
+    except OSError as exc:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise RunDirError(f"{run_dir}: cannot write the run dir ({exc.strerror}); choose another --output-dir") from None
     except BaseException:
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)

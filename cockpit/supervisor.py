@@ -43,6 +43,12 @@ def new_run_dir(cfg: dict[str, Any], output_dir: str | Path | None = None) -> Pa
         if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
             raise RunDirError(f"{run_dir} already exists; continue it with --resume {run_dir}, or choose another --output-dir")
         run_dir.mkdir(parents=True, exist_ok=True)
+        try:  # claimed by creating config.yaml exclusively: of two launches at once, one wins
+            os.close(os.open(run_dir / CONFIG_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            names.check_free(run_dir)
+            raise RunDirError(f"{run_dir}: another cockpit has just started a run there; follow it with "
+                              f"cockpit watch {run_dir}, or choose another --output-dir") from None
         return run_dir
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     name = cfg["run"]["name"] or "run"
@@ -67,13 +73,13 @@ def write_config(run_dir: Path, cfg: dict[str, Any]) -> None:
 MULTI_NODE_OPTIONS = ("--nnodes", "--rdzv-endpoint", "--rdzv_endpoint", "--master-addr", "--master_addr", "--node-rank", "--node_rank")
 
 
-def engine_command(run_dir: Path, resume: bool = False, cfg: dict[str, Any] | None = None) -> list[str]:
+def engine_command(run_dir: Path, resume: bool = False, cfg: dict[str, Any] | None = None, partial: bool = False) -> list[str]:
     """`python -m engine RUN_DIR`, under torchrun with one process per GPU when run.gpus > 1 or when
     launcher options join it to other machines (one GPU each is still a run of several processes)."""
     run = (cfg or {}).get("run", {})
     gpus = run.get("gpus", 1)
     launcher = [str(a) for a in run.get("launcher_args") or []]
-    engine = ["-m", "engine", str(run_dir)] + (["--resume"] if resume else [])
+    engine = ["-m", "engine", str(run_dir)] + (["--resume"] if resume else []) + (["--partial"] if resume and partial else [])
     if gpus <= 1 and not launcher:
         return [sys.executable, *engine]
     if not any(a.split("=")[0] in MULTI_NODE_OPTIONS for a in launcher):
@@ -109,7 +115,8 @@ class RunHandle:
         return live.pid if live else None
 
     @classmethod
-    def start(cls, run_dir: Path, resume: bool = False, env: dict[str, str] | None = None, handle: RunHandle | None = None) -> RunHandle:
+    def start(cls, run_dir: Path, resume: bool = False, env: dict[str, str] | None = None, handle: RunHandle | None = None,
+              partial: bool = False) -> RunHandle:
         """Spawn the engine in its own process group, its output appended to engine.log.
 
         `handle`: the handle that has folded the run's earlier events (a resume), kept so that
@@ -125,7 +132,7 @@ class RunHandle:
             child_env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // gpus))
         # The engine must not take the terminal's Ctrl-C: the cockpit asks it to stop with a checkpoint.
         process = subprocess.Popen(
-            engine_command(run_dir, resume, cfg),
+            engine_command(run_dir, resume, cfg, partial),
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

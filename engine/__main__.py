@@ -12,6 +12,7 @@ import platform
 import sys
 import time
 import traceback
+from typing import Any
 from importlib import metadata
 from pathlib import Path
 
@@ -38,18 +39,70 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
-def _resume_point(run_dir: Path) -> int | None:
-    """The step of the checkpoint a resume continues from (the events after it repeat steps)."""
-    from engine.train.outputs import last_checkpoint
+def _resume_from(run_dir: Path, events: Any, partial: bool = False) -> Path:
+    """The newest complete checkpoint; incomplete newer ones are named and moved aside (rank 0).
 
-    path = last_checkpoint(run_dir)
-    return names.checkpoint_step(path) if path else None
+    `partial`: the user asked to go on without a missing optimizer, scheduler or RNG state.
+    """
+    from engine import checkpoints
+
+    path, skipped = checkpoints.pick(run_dir, partial)
+    if path is None and not partial and any(checkpoints.problem(p, partial=True) is None for p, _ in skipped):
+        raise EngineError("config", f"{run_dir / names.CHECKPOINTS}: no checkpoint holds everything a resume restores "
+                          f"({skipped[0][0].name}: {skipped[0][1]}); to go on with its weights and a fresh optimizer, "
+                          f"scheduler and RNG: cockpit run --resume {run_dir} --partial-resume", code="no_checkpoint")
+    for bad, why in skipped:
+        if distributed_main():
+            moved = checkpoints.set_aside(run_dir, bad)
+            events.emit("status", phase="resuming", message=f"skipped {bad.name}: incomplete ({why}); "
+                        + (f"resuming from {path.name}" if path else "no complete checkpoint before it") + f"; moved to {moved}")
+    if path is None:
+        found = f" ({len(skipped)} incomplete, moved to {run_dir / names.SKIPPED})" if skipped else ""
+        raise EngineError("config", f"{run_dir / names.CHECKPOINTS} holds no complete checkpoint to resume from{found}; "
+                          "start a new run instead", code="no_checkpoint")
+    missing = checkpoints.missing_state(path) if partial else []
+    if missing:
+        events.emit("status", phase="resuming", message=f"resuming from {path.name} without {', '.join(missing)}: "
+                    "they start fresh (--partial-resume)")
+    elif not skipped:
+        events.emit("status", phase="resuming", message=f"resuming from {path.name}")
+    return path
+
+
+# How a save that hit a full disk reads when torch's C++ writer reports it (no errno).
+_WRITE_FAILED = ("iostream error", "file write failed", "No space left", "PytorchStreamWriter failed")
+
+
+def _disk_full(exc: BaseException, run_dir: Path) -> bool:
+    """The run died because its disk is full (or a file hit the size limit)."""
+    import errno
+    import shutil
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            return True
+        if any(s in str(seen) for s in _WRITE_FAILED):
+            try:
+                return shutil.disk_usage(run_dir).free < 64 * 2**20
+            except OSError:
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def distributed_main() -> bool:
+    from engine.train import distributed
+
+    return distributed.is_main()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in RUN_DIR/checkpoints")
+    parser.add_argument("--partial", action="store_true", help="with --resume: a checkpoint without optimizer, "
+                        "scheduler or RNG state counts; they start fresh")
     args = parser.parse_args(argv)
     run_dir: Path = args.run_dir.resolve()
 
@@ -64,6 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         except names.RunDirBusy as exc:
             print(str(exc), file=sys.stderr)
             return EXIT["bad_input"]
+    try:
+        return _train(args, run_dir)
+    finally:
+        lock.release()  # the process ends here anyway; in-process callers (tests) run again
+
+
+def _train(args: argparse.Namespace, run_dir: Path) -> int:
+    from engine.train import distributed
 
     # Under torchrun only rank 0 writes events (the others would repeat every line).
     events = EventWriter(run_dir / names.EVENTS) if distributed.is_main() else NullWriter()
@@ -85,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
 
     flag = StopFlag(run_dir)
     flag.install_signal_handlers()
+    from engine import checkpoints
+
+    resume_path = checkpoints.pick(run_dir, args.partial)[0] if args.resume else None
     events.emit(
         "run_started",
         config=config_mod.redact(cfg),
@@ -92,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         devices=[],
         run_dir=str(run_dir),
         resumed=args.resume,
-        resumed_from=_resume_point(run_dir) if args.resume else None,
+        resumed_from=names.checkpoint_step(resume_path) if resume_path else None,
         pid=os.getpid(),
         world_size=distributed.world_size(),
     )
@@ -108,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         from engine.memory import gpu
 
         distributed.check(cfg)
+        checkpoint = str(_resume_from(run_dir, events, args.partial)) if args.resume else None
         precision = gpu.pick_precision(cfg["model"]["dtype"])
         devices = gpu.devices()
         if precision == "fp16" and not devices:
@@ -117,11 +182,11 @@ def main(argv: list[str] | None = None) -> int:
         if cfg["run"]["type"] == "sft":
             from engine.train import sft
 
-            result = sft.run(cfg, run_dir, events, flag, args.resume, precision)
+            result = sft.run(cfg, run_dir, events, flag, checkpoint, precision)
         elif cfg["run"]["type"] == "grpo":
             from engine.train import grpo
 
-            result = grpo.run(cfg, run_dir, events, flag, args.resume, precision)
+            result = grpo.run(cfg, run_dir, events, flag, checkpoint, precision)
         else:
             raise EngineError("config", f"run.type '{cfg['run']['type']}' is not supported by this engine yet; use sft")
     except EngineError as exc:
@@ -134,17 +199,24 @@ def main(argv: list[str] | None = None) -> int:
         tail = "".join(traceback.format_exception(exc)[-12:])
         from engine.memory import oom
 
-        kind = "oom" if oom.is_oom(exc) else "crash"
+        kind = "oom" if oom.is_oom(exc) else "disk" if _disk_full(exc, run_dir) else "crash"
         if isinstance(exc, KeyboardInterrupt):
             kind = "crash"
         # The step and batch in flight and, out of memory, the memory then (the failed step's tensors freed after).
         where = oom.failure(exc, kind == "oom")
+        message = _one_line(exc)
+        if kind == "disk":
+            import shutil
+
+            free = shutil.disk_usage(run_dir).free
+            message = (f"the disk holding {run_dir} is full ({free / 2**20:.0f} MiB free) ({message}); "
+                       f"free space, then resume: cockpit run --resume {run_dir}")
         writer = events
         if not distributed.is_main():
             # One rank can fail alone (its GPU full): it reports its own error, or nobody would;
             # how the run finished stays rank 0's to say.
             writer, where["rank"] = EventWriter(run_dir / names.EVENTS), distributed.rank()
-        writer.emit("error", step=where.pop("step", step), kind=kind, code=kind, message=_one_line(exc), traceback=tail, **where)
+        writer.emit("error", step=where.pop("step", step), kind=kind, code=kind, message=message, traceback=tail, **where)
         if writer is not events:
             writer.close()
         finish("failed")

@@ -128,27 +128,55 @@ def make_event(type_: str, step: int | None = None, **payload: Any) -> dict[str,
     return {"v": VERSION, "type": type_, "time": round(time.time(), 3), "step": step, **_clean(payload)}
 
 
+RESERVE_BYTES = 256 * 1024  # kept free for the last events of a run that fills its disk
+
+
 class EventWriter:
-    """Appends events to a file, one line each, flushed so a reader sees it at once.
+    """Appends events to a file, one line each, written through at once so a reader sees it.
 
     Only one process writes (rank 0 of the engine). The file is opened in append mode so a resumed
-    run continues the same stream.
+    run continues the same stream. A reserve file holds a little disk space: when the disk fills,
+    the reserve is given back and the events that say so (the error, run_finished) still land.
     """
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")
+        self._file = open(self.path, "ab", buffering=0)
+        self._reserve = self.path.with_name("." + self.path.name + ".reserve")
+        try:
+            with open(self._reserve, "wb") as f:
+                f.write(b"\0" * RESERVE_BYTES)
+        except OSError:  # already short of space: nothing to hold back
+            self._release()
+
+    def _release(self) -> bool:
+        try:
+            self._reserve.unlink()
+            return True
+        except OSError:
+            return False
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._file.write(view):]
 
     def emit(self, type_: str, step: int | None = None, **payload: Any) -> dict[str, Any]:
         event = make_event(type_, step, **payload)
-        self._file.write(json.dumps(event, ensure_ascii=False, allow_nan=False) + "\n")
-        self._file.flush()
+        data = (json.dumps(event, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+        try:
+            self._write(data)
+        except OSError:
+            if not self._release():
+                raise
+            self._write(b"\n" + data)  # the newline ends whatever part of a line made it out
         return event
 
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()
+        self._release()
 
     def __enter__(self) -> EventWriter:
         return self

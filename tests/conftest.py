@@ -33,7 +33,8 @@ def run_engine(tmp_path):
 
     counter = {"n": 0}
 
-    def _run(preset: str | None = "quick-test", sets: list[str] | None = None, flags: dict | None = None, resume_dir: Path | None = None):
+    def _run(preset: str | None = "quick-test", sets: list[str] | None = None, flags: dict | None = None, resume_dir: Path | None = None,
+             partial: bool = False):
         if resume_dir is None:
             cfg = config_mod.resolve(preset=preset, flags=flags or {}, sets=sets or [])
             counter["n"] += 1
@@ -43,7 +44,7 @@ def run_engine(tmp_path):
             run_dir = resume_dir
         handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            code = engine_main([str(run_dir)] + (["--resume"] if resume_dir is not None else []))
+            code = engine_main([str(run_dir)] + (["--resume"] if resume_dir is not None else []) + (["--partial"] if partial else []))
         finally:
             for s, h in handlers.items():
                 signal.signal(s, h)

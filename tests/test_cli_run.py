@@ -168,7 +168,7 @@ def test_ctrl_c_stops_with_checkpoint_and_resume_continues_exactly(tmp_path, run
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
-    assert f"cockpit run --resume {run_dir}" in stdout
+    assert f"cockpit run --resume {run_dir}" in stderr  # on stderr: a closed stdout cannot lose it
     (checkpoint,) = of_type(list(read_events(run_dir / "events.jsonl")), "checkpoint")
     stopped_at = checkpoint["step"]
     assert stopped_at < 6 and (run_dir / "checkpoints" / f"checkpoint-{stopped_at}").is_dir()

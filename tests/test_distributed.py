@@ -76,7 +76,7 @@ def test_two_processes_train_stop_and_resume_exactly(tmp_path):
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
-    assert f"cockpit run --resume {run_dir}" in stdout
+    assert f"cockpit run --resume {run_dir}" in stderr
     events = list(read_events(run_dir / "events.jsonl"))
     (checkpoint,) = of_type(events, "checkpoint")
     stopped_at = checkpoint["step"]

@@ -48,6 +48,8 @@ def run(
     config_file: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML config file layered over the preset."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="The run dir (default runs/<name>-<timestamp>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue RUN_DIR from its last checkpoint."),
+    partial_resume: bool = typer.Option(False, "--partial-resume", help="With --resume: go on from a checkpoint whose "
+                                        "optimizer, scheduler or RNG state is missing; they start fresh."),
     sets: list[str] = typer.Option([], "--set", "-s", help="Any config key: section.key=value (repeatable)."),
     fail_on: str = typer.Option("never", "--fail-on", help="red: exit 1 when any red finding was raised (for CI)."),
     **values: Any,
@@ -77,7 +79,9 @@ def run(
         flags += (["--config"] if config_file else []) + (["--output-dir"] if output_dir else [])
         if flags:
             bad(f"--resume continues {resume} with its saved config; drop {', '.join(flags)} (or start a new run)")
-        request = launch.Request(resume=resume)
+        request = launch.Request(resume=resume, partial_resume=partial_resume)
+    elif partial_resume:
+        bad("--partial-resume goes with --resume RUN_DIR")
     elif preset is None and config_file is None and not given.get("dataset"):
         bad("nothing to train: give --preset NAME (see `cockpit presets list`), --config FILE or --dataset PATH")
     try:
@@ -98,24 +102,40 @@ def run(
     run_dir = handle.run_dir
     out.print(f"run dir: {run_dir}")
     from cockpit.diagnose import save_findings
-    from cockpit.headless import follow, memory_lines, print_finding, print_findings_summary
+    from cockpit.headless import Stopper, follow, memory_lines, print_finding, print_findings_summary
+
+    stopper = Stopper(handle, out)
+
+    def save() -> None:
+        try:
+            save_findings(run_dir, handle.diagnoser.findings)
+        except OSError as exc:  # a full disk: the findings are still printed; say it once
+            err.print(f"[dark_orange]warning:[/] findings not saved: {escape(str(exc))}")
 
     def on_findings(changed: list[Any]) -> None:
-        for finding in changed:
-            if finding.updates == 0:
-                print_finding(out, finding)
-        save_findings(run_dir, handle.diagnoser.findings)
+        try:
+            for finding in changed:
+                if finding.updates == 0 and not out.quiet:
+                    print_finding(out, finding)
+        except OSError:
+            stopper.output_broken()
+        save()
 
-    state = follow(handle, out, on_findings=on_findings)
+    state = follow(handle, out, on_findings=on_findings, stopper=stopper)
     if state.finished is None:  # the engine died without a word (kill -9): the whole-run rules still judge
         handle.diagnoser.finish()
     code = _conclude(state, handle.returncode, run_dir, resume is None, out, err)
+    if stopper.requests and code == EXIT_FAILED and stopper.killed:
+        code = EXIT_INTERRUPTED  # killed on a second request: interrupted, as the README says
     if code != EXIT_BAD_INPUT:
         findings = handle.diagnoser.findings
-        for line in memory_lines((state.finished or {}).get("memory"), state.estimate):
-            out.print(line, highlight=False)
-        save_findings(run_dir, findings)
-        print_findings_summary(out, findings)
+        save()
+        try:
+            for line in memory_lines((state.finished or {}).get("memory"), state.estimate):
+                out.print(line, highlight=False)
+            print_findings_summary(out, findings)
+        except OSError:
+            stopper.output_broken()
         if code == EXIT_OK and fail_on == "red" and any(f.severity == "red" for f in findings):
             err.print("[red]failing: red findings (--fail-on red)[/]")
             code = EXIT_FAILED
@@ -158,11 +178,17 @@ def _conclude(state: Any, code: int | None, run_dir: Path, created: bool, out: C
                 out.print(f"  {key}: {outputs[key]}")
         return EXIT_OK
     if status == "stopped" or code == EXIT_INTERRUPTED:
-        out.print(f"[dark_orange]stopped[/] at step {finished.get('step', state.step)}; resume with: cockpit run --resume {run_dir}")
+        err.print(f"[dark_orange]stopped[/] at step {finished.get('step', state.step)}; resume with: cockpit run --resume {run_dir}")
         return EXIT_INTERRUPTED
     if error:
         err.print(f"[red]failed ({error.get('kind')}):[/] {escape(str(error.get('message')))}")
+    elif code is not None and code < 0:
+        import signal
+
+        err.print(f"[red]failed:[/] the engine was killed ({signal.Signals(-code).name}) at step {state.step}")
     else:
         err.print(f"[red]failed:[/] the engine exited with code {code} without saying why")
     err.print(f"  engine log: {run_dir / names.LOG}")
+    if state.checkpoints and (error or {}).get("kind") != "nan":
+        err.print(f"  resume with: cockpit run --resume {run_dir}")
     return EXIT_FAILED

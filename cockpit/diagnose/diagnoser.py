@@ -37,7 +37,7 @@ RULES: tuple[Rule, ...] = (
     _rule(rules_data.too_few_steps, "status"),
     _rule(rules_data.eval_missing, "status", "dataset", "eval", "error", "metrics", "run_finished", slow=True),
     _rule(rules_sft.labels_masked, "dataset", "samples", "metrics"),
-    _rule(rules_sft.loss_nan, "metrics"),
+    _rule(rules_sft.loss_nan, "metrics", "error"),
     _rule(rules_sft.grad_nan, "metrics"),
     _rule(rules_sft.divergence, "metrics"),
     _rule(rules_sft.grad_spike, "metrics"),

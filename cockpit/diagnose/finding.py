@@ -76,8 +76,12 @@ def save_findings(run_dir: str | os.PathLike[str], findings: list[Finding]) -> P
     path = Path(run_dir) / FINDINGS_FILE
     tmp = path.with_suffix(".json.tmp")
     payload = {"v": 1, "findings": [f.to_dict() for f in sort_findings(findings)]}
-    tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk: no empty .tmp left behind; the caller says so
+        raise
     return path
 
 

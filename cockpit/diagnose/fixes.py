@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 # One table for flags, form fields and fixes (engine/config/options.py); re-exported for the rules.
-from engine.config.options import flag, flags, num  # noqa: E402,F401
+from engine.config.options import flag, flags, lower_lr, num  # noqa: E402,F401
 
 
 def clean(value: Any) -> Any:
@@ -26,12 +26,3 @@ def clean(value: Any) -> Any:
 def round_up(value: float, multiple: int = 64) -> int:
     """Rounded up to a multiple (token lengths: 64, the granularity kernels like)."""
     return int(math.ceil(value / multiple) * multiple)
-
-
-def lower_lr(lr: float | None, finetune: str | None) -> float:
-    """A safer learning rate after divergence: a quarter of what diverged, never above the usual
-    ceiling (2e-4 for LoRA/QLoRA adapters, 2e-5 for full fine-tuning)."""
-    ceiling = 2e-5 if finetune == "full" else 2e-4
-    if lr is None or not math.isfinite(lr) or lr <= 0:
-        return ceiling / 2
-    return float(f"{min(lr / 4, ceiling):.1g}")

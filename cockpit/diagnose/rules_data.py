@@ -31,6 +31,9 @@ CLAIMED_ERRORS = {
     "eval_empty": "eval-missing",
     "no_chat_template": "chat-template",
     "template_error": "chat-template",
+    "nan_weights": "loss-nan",  # the NaN guard stopped the run (engine/train/nan_guard.py)
+    "nan_loss": "loss-nan",
+    "nan_gradients": "loss-nan",
 }
 _TOKEN_CODES = ("completion_lost", "truncated", "too_long_dropped")
 _SEVERITY = {"error": "red", "warning": "amber", "info": "info"}
@@ -41,7 +44,7 @@ def claimed_by(error: dict[str, Any]) -> str | None:
     return CLAIMED_ERRORS.get(str(error.get("code") or ""))
 
 
-def _claimed(state: RunState, code: str) -> dict[str, Any] | None:
+def claimed(state: RunState, code: str) -> dict[str, Any] | None:
     return next((e for e in state.errors if claimed_by(e) == code), None)
 
 
@@ -74,7 +77,7 @@ def truncation(state: RunState, memo: dict[str, Any]) -> Finding | None:
     if memo.get("finding") is not None:
         return memo["finding"]
     # The engine may refuse to start when max_length leaves records with no completion at all.
-    error = _claimed(state, "truncation")
+    error = claimed(state, "truncation")
     if error is not None:
         message = str(error.get("message") or "")
         overrides = dict(error.get("overrides") or {})
@@ -129,7 +132,7 @@ def truncation(state: RunState, memo: dict[str, Any]) -> Finding | None:
 
 def chat_template(state: RunState, memo: dict[str, Any]) -> Finding | None:
     """The tokenizer has no chat template, or the template cannot render the data."""
-    error = _claimed(state, "chat-template")
+    error = claimed(state, "chat-template")
     if error is not None:
         message = str(error.get("message") or "").splitlines()[0]
         fix = ("use a model whose template knows these roles and tools (its -Instruct variant), or give one: "
@@ -177,7 +180,7 @@ def eval_missing(state: RunState, memo: dict[str, Any]) -> Finding | None:
         eval_records = (((state.dataset.get("splits") or {}).get("eval")) or {}).get("records", 0)
     has_loss = any(s.values for s in state.eval_sets.values())
     overrides: dict[str, Any] = {}
-    refused = _claimed(state, "eval-missing")
+    refused = claimed(state, "eval-missing")
     if refused is not None:
         severity, title = "red", "The eval split is empty"
         overrides["data.eval_split"] = 0.1

@@ -114,7 +114,10 @@ def crash(state: RunState, memo: dict[str, Any]) -> Finding | None:
     if error is not None:
         message = str(error.get("message") or "the engine failed").strip().splitlines()[0]
         kind = error.get("kind") or "crash"
-        fix = "the message names the fix" if kind in ("data", "config") else "the traceback is at the end of engine.log"
+        fix = ("the message names the fix" if kind in ("data", "config", "disk")
+               else "the traceback is at the end of engine.log")
+        if kind == "disk":
+            fix = "free space on the run dir's disk (or lower train.save_total_limit), then cockpit run --resume RUN_DIR"
         evidence = clean({"kind": kind, "message": message, "traceback": str(error.get("traceback") or "")[-2000:]})
         step = error.get("step") if error.get("step") is not None else state.step
     elif state.finished is not None and state.finished.get("status") == "failed" and not state.errors:  # died silently
@@ -124,6 +127,7 @@ def crash(state: RunState, memo: dict[str, Any]) -> Finding | None:
         step = state.finished.get("step", state.step)
     else:
         return None
-    finding = Finding("crash", "red", f"The run failed ({evidence['kind']})", step, evidence, message, fix, {})
+    title = "The disk is full" if evidence["kind"] == "disk" else f"The run failed ({evidence['kind']})"
+    finding = Finding("crash", "red", title, step, evidence, message, fix, {})
     memo["finding"] = finding
     return finding

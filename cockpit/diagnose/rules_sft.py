@@ -11,6 +11,7 @@ from typing import Any
 
 from cockpit.diagnose.finding import Finding
 from cockpit.diagnose.fixes import clean, flags, lower_lr, num
+from cockpit.diagnose.rules_data import claimed
 from cockpit.state import WARMUP_LOGS, RunState
 
 # labels-masked: this many logs of loss exactly 0 from the start; a real loss is never exactly 0.
@@ -101,6 +102,14 @@ def loss_nan(state: RunState, memo: dict[str, Any]) -> Finding | None:
     the weights are gone, nothing after it counts."""
     broken = state.loss_broken if len(state.loss_broken) >= 2 else []
     bad = sorted(state.loss_nonfinite + broken)
+    stopped = claimed(state, "loss-nan")  # the NaN guard's error: it may stop before a NaN is logged
+    if not bad and stopped is not None:
+        if memo.get("finding") is None:
+            overrides = dict(stopped.get("overrides") or {})
+            memo["finding"] = Finding("loss-nan", "red", "Train loss is NaN", stopped.get("step"),
+                                      clean({"source": "nan guard", **(stopped.get("data") or {})}),
+                                      str(stopped.get("message") or ""), f"lower the learning rate: {flags(overrides)}", overrides)
+        return memo["finding"]
     if not bad:
         return None
     if memo.get("count") == len(bad):

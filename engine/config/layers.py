@@ -224,7 +224,12 @@ def resolve(
     if config_file:
         path = Path(config_file)
         file_layer = _resolve_paths(check_layer(read_yaml(path), str(path)), path.resolve().parent)
-    flag_layer = dotted_to_layer({k: v for k, v in (flags or {}).items() if v is not None}, "flag")
+    from engine.config.options import flag as flag_text
+
+    flag_layer: dict[str, dict[str, Any]] = {}
+    for dotted, value in (flags or {}).items():  # each checked alone, so its message names the flag as typed
+        if value is not None:
+            flag_layer = merge(flag_layer, dotted_to_layer({dotted: value}, flag_text(dotted, value)))
     layers = [preset_layer, file_layer, flag_layer, _set_layer(sets or [])]
     cfg = defaults()
     for layer in layers:

@@ -68,6 +68,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_completion_length", "grpo.max_completion_length", "--max-completion-length", label="completion length", grpo_only=True),
     Option("rewards", "grpo.rewards", "--rewards", label="rewards", grpo_only=True,
            help="GRPO reward functions and weights, e.g. '{correctness: 1.0, exact_format: 0.5}'."),
+    Option("no_nan_guard", "train.nan_guard", "--no-nan-guard", value=False,
+           help="Train on through NaN/Inf losses and weights, as TRL does (the NaN guard stops the run by default)."),
     Option("gpus", "run.gpus", "--gpus", label="GPUs"),
     Option("distributed", "run.distributed", "--distributed"),
     Option("launcher_args", "run.launcher_args", "--launcher-args"),
@@ -126,3 +128,12 @@ def _yaml_value(value: Any) -> str:
 def flags(overrides: dict[str, Any]) -> str:
     """All overrides as flags, in order."""
     return " ".join(flag(k, v) for k, v in overrides.items())
+
+
+def lower_lr(lr: float | None, finetune: str | None) -> float:
+    """A safer learning rate after divergence: a quarter of what diverged, never above the usual
+    ceiling (2e-4 for LoRA/QLoRA adapters, 2e-5 for full fine-tuning)."""
+    ceiling = 2e-5 if finetune == "full" else 2e-4
+    if lr is None or not math.isfinite(lr) or lr <= 0:
+        return ceiling / 2
+    return float(f"{min(lr / 4, ceiling):.1g}")

@@ -125,6 +125,11 @@ class TrainSection:
         "a run whose longest batch does not fit in memory fails in its first minute, not after an hour. SFT without packing.",
         default=False,
     )
+    nan_guard: bool = _doc(
+        "Stop the run within one log when the loss or the weights turn NaN/Inf, and never save non-finite weights "
+        "(--no-nan-guard: train on, as TRL does).",
+        default=True,
+    )
     report_to: str | list[str] = _doc("Trackers: none, tensorboard, wandb, trackio (events.jsonl is written whatever this says).", default="none")
 
 

@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import random
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -51,6 +52,81 @@ def where(path: str | os.PathLike, n: int, kind: str) -> str:
     return f"{path}[{n}]" if kind == "json" else f"{path}:{n}"
 
 
+MAX_RECORD_BYTES = 16 * 2**20  # one record over 16 MiB is a mistake (a whole corpus in one line), not a record
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_TEXT = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _check_encoding(path: str | os.PathLike, head: bytes) -> None:
+    """UTF-16/32 files (Windows tools write them) are named as such, with the way to convert them."""
+    found = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    if found is None and len(head) >= 4 and head.count(b"\x00") >= len(head) // 3:
+        found = "UTF-16"  # no BOM, but every other byte is zero: ASCII text in UTF-16
+    if found:
+        raise DataError(f"{path}: the file is {found}, not UTF-8; convert it: iconv -f {found} -t UTF-8 {path} > data.jsonl",
+                        code="unreadable", key="data.path")
+
+
+def _lone_surrogate(obj: Any) -> bool:
+    """A string with half a UTF-16 pair (\\ud800 alone): no tokenizer can encode it."""
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(obj, dict):
+        return any(_lone_surrogate(v) for v in obj.values())
+    if isinstance(obj, list):
+        return any(_lone_surrogate(v) for v in obj)
+    return False
+
+
+class _DuplicateKey(ValueError):
+    """Two values under one key in one object: JSON keeps the last without a word, so the data is not what it says."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _DuplicateKey(key)
+    return obj
+
+
+def _loads(raw: bytes | str) -> Any:
+    return json.loads(raw, object_pairs_hook=_no_duplicates)
+
+
+def _duplicate(where_: str, exc: _DuplicateKey) -> DataError:
+    return DataError(f"{where_}: the key {str(exc)!r} appears twice in one object (JSON would keep only the last); "
+                     "remove or rename one", code="bad_record")
+
+
+def _parsed(path: Any, where_: str, raw: bytes | str, loads: Any = _loads) -> Any:
+    """One record parsed, or the DataError that says what is wrong with it (size, nesting, text)."""
+    if len(raw) > MAX_RECORD_BYTES:
+        return DataError(f"{where_}: a record of {len(raw) / 2**20:.0f} MiB, over the {MAX_RECORD_BYTES // 2**20} MiB a record may hold; "
+                         "split it into records or remove it", code="bad_record")
+    try:
+        obj = loads(raw)
+    except RecursionError:
+        return DataError(f"{where_}: JSON nested too deeply to be a record; flatten it", code="bad_record")
+    except _DuplicateKey as exc:
+        return _duplicate(where_, exc)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        msg = getattr(exc, "msg", None) or str(exc)
+        col = f" at column {exc.colno}" if hasattr(exc, "colno") else ""
+        return DataError(f"{where_}: invalid JSON ({msg}{col}); fix or remove the line", code="invalid_json")
+    pattern = _SURROGATE_ESCAPE if isinstance(raw, bytes) else _SURROGATE_ESCAPE_TEXT
+    if pattern.search(raw) and _lone_surrogate(obj):
+        return DataError(f"{where_}: text with a lone surrogate escape (half of a UTF-16 pair, e.g. \\ud800); "
+                         "fix or remove the escape", code="bad_record")
+    return obj
+
+
 def file_kind(path: str | os.PathLike) -> str:
     """'jsonl', 'json' (a list, or one record) or 'csv', from the extension and first bytes."""
     p = Path(path)
@@ -59,6 +135,12 @@ def file_kind(path: str | os.PathLike) -> str:
                         f"{os.getcwd()})", code="file_not_found", key="data.path")
     if p.is_dir():
         raise DataError(f"{path}: is a directory; pass a .jsonl, .json or .csv file")
+    if not p.is_file():  # a FIFO or a device: reading it could block forever
+        raise DataError(f"{path}: not a regular file (a pipe or a device); save the data to a file first",
+                        code="unreadable", key="data.path")
+    with open(p, "rb") as f:
+        raw = f.read(4096)
+    _check_encoding(path, raw)
     ext = p.suffix.lower()
     if ext in (".csv", ".tsv"):
         return "csv"
@@ -103,17 +185,12 @@ def _iter_jsonl(path) -> Iterator[tuple[int, Any]]:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
-            try:
-                yield n, json.loads(line)  # bytes: json detects UTF-8 and a BOM itself
-            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-                msg = getattr(exc, "msg", None) or str(exc)
-                col = f" at column {exc.colno}" if hasattr(exc, "colno") else ""
-                yield n, DataError(f"{path}:{n}: invalid JSON ({msg}{col}); fix or remove the line", code="invalid_json")
+            yield n, _parsed(path, f"{path}:{n}", line)  # bytes: json detects UTF-8 and a BOM itself
 
 
 def _iter_json(path) -> Iterator[tuple[int, Any]]:
     """Stream a JSON list element by element (raw_decode over a growing buffer), or one object."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates)
     with open(path, encoding="utf-8-sig", errors="strict") as f:
         buf, pos, eof, lines_done = "", 0, False, 0
 
@@ -145,11 +222,23 @@ def _iter_json(path) -> Iterator[tuple[int, Any]]:
                 try:
                     obj, end = decoder.raw_decode(buf, pos)
                     if end < len(buf) or eof or not isinstance(obj, (int, float)):
+                        if end - pos > MAX_RECORD_BYTES or _SURROGATE_ESCAPE_TEXT.search(buf, pos, end):
+                            error = _parsed(path, f"{path}:{lines_done + buf.count(chr(10), 0, pos) + 1}", buf[pos:end])
+                            if isinstance(error, DataError):
+                                raise error
                         pos = end
                         return obj
+                except RecursionError:
+                    raise bad("nested too deeply to be a record; flatten it") from None
+                except DataError:
+                    raise
+                except _DuplicateKey as exc:
+                    raise _duplicate(f"{path}:{lines_done + buf.count(chr(10), 0, pos) + 1}", exc) from None
                 except ValueError as exc:
                     if eof:
                         raise bad(getattr(exc, "msg", str(exc))) from None
+                if len(buf) - pos > MAX_RECORD_BYTES:
+                    raise bad(f"a record over the {MAX_RECORD_BYTES // 2**20} MiB a record may hold; split it or remove it")
                 more()  # the value (or a number) may go on in the next chunk
 
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from engine import checkpoints
 from engine import run_dir as names
 from engine.train import distributed
 from engine.memory.gpu import MemorySampler
@@ -94,6 +96,7 @@ class EventsCallback(TrainerCallback):
         group_size: int = 1,
         best_metric: str = "eval_loss",
         greater_is_better: bool = False,
+        keep: int | None = None,
     ):
         self.events = events
         self.group_size = group_size  # GRPO: each record is sampled num_generations times per epoch
@@ -106,6 +109,7 @@ class EventsCallback(TrainerCallback):
         self.memory_report: dict[str, Any] = {}
         self.trainer: Any = None  # set once the trainer exists: best/ of a sharded model is saved through it
         self.best_metric, self.greater_is_better = best_metric, greater_is_better
+        self.keep = keep  # train.save_total_limit: complete checkpoints kept
         self.best_value: float | None = None
         self.best_step: int | None = None
         self._last_tokens: float | None = None
@@ -177,18 +181,25 @@ class EventsCallback(TrainerCallback):
         if self.best_value is not None and (value <= self.best_value if self.greater_is_better else value >= self.best_value):
             return
         self.best_value, self.best_step = value, state.global_step
-        best = self.run_dir / names.BEST
+        # Written beside best/ and renamed over it: a kill mid-save leaves the previous best whole.
+        tmp = self.run_dir / (names.BEST + ".tmp")
+        if state.is_world_process_zero and tmp.exists():
+            shutil.rmtree(tmp)
         if self.trainer is not None and args.world_size > 1:
-            self.trainer.save_model(str(best))  # collective; writes on rank 0 only
+            self.trainer.save_model(str(tmp))  # collective; writes on rank 0 only
         elif model is not None and state.is_world_process_zero:
-            model.save_pretrained(best)
+            model.save_pretrained(tmp)
             if processing_class is not None:
-                processing_class.save_pretrained(best)
+                processing_class.save_pretrained(tmp)
         if state.is_world_process_zero:
-            (best / "cockpit_best.json").write_text(json.dumps({"step": state.global_step, self.best_metric: value}) + "\n")
+            (tmp / names.BEST_INFO).write_text(json.dumps({"step": state.global_step, self.best_metric: value}) + "\n")
+            checkpoints.replace_dir(tmp, self.run_dir / names.BEST)
 
     def on_save(self, args, state, control, **kwargs):
+        distributed.barrier()  # every rank has written its part (its RNG state) before rank 0 seals
         if not state.is_world_process_zero:
             return
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        self.events.emit("checkpoint", step=state.global_step, path=str(path))
+        checkpoints.seal(path)
+        removed = checkpoints.rotate(self.run_dir, self.keep)
+        self.events.emit("checkpoint", step=state.global_step, path=str(path), removed=[p.name for p in removed])

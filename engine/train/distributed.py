@@ -56,6 +56,14 @@ def agree(*flags: bool) -> tuple[bool, ...]:
     return tuple(bool(v) for v in tensor.tolist())
 
 
+def barrier() -> None:
+    """Wait for every rank (nothing outside a process group)."""
+    if _group_ready():
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def gather(value: Any) -> list[Any]:
     """Every rank's value, in rank order (a list of one outside a process group)."""
     if not _group_ready():

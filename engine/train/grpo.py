@@ -187,9 +187,10 @@ def _samples(rows: list[dict[str, Any]], tokenizer: Any, count: int) -> list[dic
     return out
 
 
-def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool, precision: str) -> dict[str, Any]:
+def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: str | None, precision: str) -> dict[str, Any]:
     """Train; returns the run_finished payload (status, outputs, final metrics)."""
     from engine.train.callbacks import ControlCallback, EventsCallback
+    from engine.train.nan_guard import NanGuard
 
     g = cfg["grpo"]
     trl_args.check_train(cfg)
@@ -229,12 +230,6 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
     )
     events.emit("samples", samples=_samples(splits.train, tokenizer, cfg["data"]["samples"]))
 
-    checkpoint = None
-    if resume:
-        checkpoint = outputs.last_checkpoint(run_dir)
-        if checkpoint is None:
-            raise EngineError("config", f"{run_dir}/checkpoints holds no checkpoint to resume from; start a new run instead")
-
     args = grpo_config(cfg, run_dir, precision, has_eval=bool(splits.eval), weights=reward_set.weights)
     events.emit("status", phase="loading model", message=f"loading {cfg['model']['name_or_path']} ({cfg['model']['finetune']}, {precision})")
     model = models.load_model(cfg, precision)
@@ -244,8 +239,9 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
     # GRPO has no eval_loss: best/ keeps the highest eval reward.
     callback = EventsCallback(
         events, run_dir, len(splits.train), len(splits.eval), save_best, group_size=g["num_generations"],
-        best_metric="eval_reward", greater_is_better=True,
+        best_metric="eval_reward", greater_is_better=True, keep=cfg["train"]["save_total_limit"],
     )
+    guard = NanGuard(events, run_dir, fp16=precision == "fp16", finetune=cfg["model"]["finetune"])
     generations = _callback_classes()(events, log)
     trainer = _trainer_class()(
         model=model,
@@ -255,10 +251,10 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
         eval_dataset=to_dataset(splits.eval) if splits.eval else None,
         processing_class=tokenizer,
         peft_config=models.peft_config(cfg),
-        callbacks=[callback, generations, ControlCallback(flag)],
+        callbacks=[callback, generations, ControlCallback(flag)] + ([guard] if cfg["train"]["nan_guard"] else []),
     )
     trainer.generation_log = log
     callback.trainer = trainer
 
     trainer.train(resume_from_checkpoint=checkpoint)
-    return outputs.finish(trainer, callback, flag, run_dir, tokenizer, events)
+    return outputs.finish(trainer, callback, flag, run_dir, tokenizer, events, guard)

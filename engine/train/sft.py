@@ -86,9 +86,10 @@ def trainer_class(longest_first: bool) -> type:
     return type("CockpitSFTTrainer", (BatchTracking, LongestFirst, SFTTrainer), {"longest_first": longest_first})
 
 
-def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool, precision: str) -> dict[str, Any]:
+def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: str | None, precision: str) -> dict[str, Any]:
     """Train; returns the run_finished payload (status, outputs, final metrics)."""
     from engine.train.callbacks import ControlCallback, EventsCallback
+    from engine.train.nan_guard import NanGuard
 
     trl_args.check_train(cfg)
     events.emit("status", phase="preparing data", message=f"reading {cfg['data']['path']}")
@@ -118,17 +119,13 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
         chat_template_ok=True,
     )
 
-    checkpoint = None
-    if resume:
-        checkpoint = outputs.last_checkpoint(run_dir)
-        if checkpoint is None:
-            raise EngineError("config", f"{run_dir}/checkpoints holds no checkpoint to resume from; start a new run instead")
-
     events.emit("status", phase="loading model", message=f"loading {cfg['model']['name_or_path']} ({cfg['model']['finetune']}, {precision})")
     model = models.load_model(cfg, precision)
     args = sft_config(cfg, run_dir, precision, has_eval=bool(splits.eval))
 
-    callback = EventsCallback(events, run_dir, len(splits.train), len(splits.eval), cfg["train"]["save_best"])
+    callback = EventsCallback(events, run_dir, len(splits.train), len(splits.eval), cfg["train"]["save_best"],
+                              keep=cfg["train"]["save_total_limit"])
+    guard = NanGuard(events, run_dir, fp16=precision == "fp16", finetune=cfg["model"]["finetune"])
     trainer = trainer_class(cfg["train"]["longest_first"])(
         model=model,
         args=args,
@@ -136,7 +133,7 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
         eval_dataset=to_dataset(splits.eval) if splits.eval else None,
         processing_class=tokenizer,
         peft_config=models.peft_config(cfg),
-        callbacks=[callback, ControlCallback(flag)],
+        callbacks=[callback, ControlCallback(flag)] + ([guard] if cfg["train"]["nan_guard"] else []),
     )
     callback.trainer = trainer
     from engine.data.samples import sample_payload
@@ -144,4 +141,4 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, resume: bool
     events.emit("samples", samples=sample_payload(trainer.train_dataset, tokenizer, cfg["data"]["samples"], args.max_length))
 
     trainer.train(resume_from_checkpoint=checkpoint)
-    return outputs.finish(trainer, callback, flag, run_dir, tokenizer, events)
+    return outputs.finish(trainer, callback, flag, run_dir, tokenizer, events, guard)

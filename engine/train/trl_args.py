@@ -36,7 +36,7 @@ def shared_kwargs(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: 
         "eval_steps": t["eval_steps"],
         "save_strategy": t["save_strategy"],
         "save_steps": t["save_steps"],
-        "save_total_limit": t["save_total_limit"],
+        "save_total_limit": None,  # rotation is the EventsCallback's: only after the new checkpoint is sealed
         "seed": t["seed"],
         "optim": t["optim"],
         "activation_checkpointing": t["gradient_checkpointing"],
