@@ -224,6 +224,7 @@ def _train(args: argparse.Namespace, run_dir: Path) -> int:
     step = result.pop("step", None)
     status = result.pop("status")
     finish(status, step=step, **result)
+    distributed.close()
     if status == "stopped" and distributed.world_size() > 1:
         return EXIT["completed"]  # torchrun reports any other code as a failed worker; run_finished says stopped
     return EXIT[status]

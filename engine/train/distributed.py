@@ -64,6 +64,19 @@ def barrier() -> None:
         dist.barrier()
 
 
+def close() -> None:
+    """Leave the process group together, once every rank is done (rank 0 saves final/ last).
+
+    A rank that exits while the group still has peers working aborts in gloo's teardown
+    ("terminate called without an active exception"), and torchrun then reports a failed worker.
+    """
+    if _group_ready():
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def gather(value: Any) -> list[Any]:
     """Every rank's value, in rank order (a list of one outside a process group)."""
     if not _group_ready():
