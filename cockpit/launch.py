@@ -181,11 +181,12 @@ def prepare(request: Request) -> Prepared:
     return prepared
 
 
-def start(prepared: Prepared, handle: RunHandle | None = None) -> RunHandle:
+def start(prepared: Prepared, handle: RunHandle | None = None, env: dict[str, str] | None = None) -> RunHandle:
     """Make the run dir (a new run), hand the config and lint over, and start the engine.
 
-    `handle`: a handle that folded the resumed run's events already. A new run whose engine
-    cannot be started leaves no run dir behind.
+    `handle`: a handle that folded the resumed run's events already. `env`: added to the engine's
+    environment (a sweep gives each trial its GPUs through CUDA_VISIBLE_DEVICES). A new run whose
+    engine cannot be started leaves no run dir behind.
     """
     from engine.train.preflight import write_lint
 
@@ -208,7 +209,7 @@ def start(prepared: Prepared, handle: RunHandle | None = None) -> RunHandle:
         else:
             names.check_free(run_dir)  # a second cockpit may have resumed it since prepare()
         write_lint(run_dir, prepared.reports)
-        return RunHandle.start(run_dir, resume=resume, handle=handle, partial=request.partial_resume)
+        return RunHandle.start(run_dir, resume=resume, env=env, handle=handle, partial=request.partial_resume)
     except OSError as exc:
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
