@@ -20,7 +20,7 @@ CAPACITY = 1024
 class Series:
     """(step, value) pairs in order; finite values only (NaN/Inf are counted by the state, not drawn)."""
 
-    __slots__ = ("capacity", "size", "n", "first", "last", "last_step", "_count", "_sum", "_sq", "_step0", "_step1")
+    __slots__ = ("capacity", "size", "n", "first", "last", "last_step", "lo", "hi", "_count", "_sum", "_sq", "_step0", "_step1")
 
     def __init__(self, capacity: int = CAPACITY):
         self.capacity = capacity
@@ -29,6 +29,8 @@ class Series:
         self.first: float | None = None
         self.last: float | None = None
         self.last_step: int | None = None
+        self.lo: float | None = None  # the smallest and largest values ever added
+        self.hi: float | None = None
         self._count: list[int] = []
         self._sum: list[float] = []
         self._sq: list[float] = []
@@ -42,7 +44,8 @@ class Series:
         if not math.isfinite(value):
             return
         if self.first is None:
-            self.first = value
+            self.first = self.lo = self.hi = value
+        self.lo, self.hi = min(self.lo, value), max(self.hi, value)  # type: ignore[type-var]
         self.last, self.last_step = value, step
         self.n += 1
         if self._count and self._count[-1] < self.size:

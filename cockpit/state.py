@@ -35,6 +35,8 @@ GRAD_WINDOW = 50
 KEPT_GENERATIONS = 8  # generations events kept for the panel
 
 _EVAL_LOSS = re.compile(r"eval_(?:(.+)_)?loss")
+# Eval keys that measure the evaluation's pace, not the model.
+_EVAL_PACE = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "eval_num_tokens", "eval_epoch")
 _PREFERENCE_KEYS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
 # A metrics log with any of these keys is GRPO's (the one list: the rules and the charts use it).
 GRPO_KEYS = ("reward", "reward_std", "frac_reward_zero_std", "completions/mean_length", "completions/clipped_ratio", "kl")
@@ -83,6 +85,7 @@ class RunState:
         self.eval: dict[str, Any] = {}  # the latest eval event
         self.generations: deque[dict[str, Any]] = deque(maxlen=KEPT_GENERATIONS)
         self.charts: dict[str, Series] = {}
+        self.chart_nonfinite: dict[str, Marks] = {}  # charted key -> steps whose value was NaN/Inf (marked on the chart)
         self.checkpoints: dict[int, str] = {}  # step -> path
         self.errors: list[dict[str, Any]] = []
         self.repeated = 0  # events skipped because their step was folded already
@@ -112,6 +115,10 @@ class RunState:
         self.grad_nonfinite_run_max = 0
         self.grad_logs_after_warmup = 0
         self.grad_spikes = Marks()  # (step, grad_norm, running median)
+        self.grad_peak: tuple[int, float, float | None] | None = None  # (step, grad_norm, median before): the largest jump
+        self.weights_broken: int | None = None
+        self.healthy_loss: tuple[int, float] | None = None  # the last (step, loss) before the weights broke  # first step whose loss or (not fp16) grad_norm is NaN/Inf
+        self.backtracks = Marks()  # (step reached, step logged after it) within one engine process
         self.lr_seen = 0
         self.lr_zero_steps = Marks()
         self.lr_recent_zero = 0  # consecutive latest logs with lr 0
@@ -122,6 +129,12 @@ class RunState:
         self.firsts: dict[str, float] = {}  # level over the first SMOOTH_LOGS logs, per tracked metric
         # Evaluation.
         self.eval_sets: dict[str, EvalSet] = {}
+        self.eval_metrics: dict[str, Series] = {}  # every other eval metric (eval_reward, accuracies ...)
+        # GRPO groups: every completion total seen, and the zero-spread groups of the latest generations.
+        self.group_lo: float | None = None
+        self.group_hi: float | None = None
+        self.zero_std_groups: list[float] = []
+        self.groups_seen = 0
         self.n_evals = 0
         self.evals_without_loss = 0
         self._lr_set: float | None = None  # learning rate from the config or the plan
@@ -167,6 +180,23 @@ class RunState:
     def lr(self) -> float | None:
         """The configured peak learning rate, else the largest one logged."""
         return self._lr_set if self._lr_set is not None else self.lr_max
+
+    @property
+    def precision(self) -> str | None:
+        """fp16, bf16 or fp32 as the run trained (its plan says), else as configured; None when unknown."""
+        planned = self.plan.get("precision")
+        if planned in ("fp16", "bf16", "fp32"):
+            return planned
+        dtype = self.cfg("model.dtype")
+        if dtype in ("fp16", "bf16", "fp32"):
+            return dtype
+        # auto on a CPU trains in fp32 (the estimate event says where the run trained).
+        return "fp32" if dtype == "auto" and (self.estimate or {}).get("device") == "cpu" else None
+
+    @property
+    def scaler_skips(self) -> bool:
+        """Whether an Inf grad_norm may be fp16's loss scaler skipping a step (fp16, or not known)."""
+        return self.precision in (None, "fp16")
 
     @property
     def finetune(self) -> str | None:
@@ -220,6 +250,15 @@ class RunState:
             out[name] = lines
         return out
 
+    def chart_nonfinite_lines(self) -> dict[str, list[tuple[str, list[float], int]]]:
+        """Chart name -> (label, steps kept, how many in all) of the NaN/Inf values its lines could not draw."""
+        out: dict[str, list[tuple[str, list[float], int]]] = {}
+        for name, keys in {**SFT_CHARTS, **GRPO_CHARTS}.items():
+            marks = [(key, self.chart_nonfinite[key]) for key in keys if self.chart_nonfinite.get(key)]
+            if marks:
+                out[name] = [(key, list(m), len(m)) for key, m in marks]
+        return out
+
     # ---- folding events -------------------------------------------------------------------------
 
     def feed(self, event: dict[str, Any]) -> bool:
@@ -237,6 +276,14 @@ class RunState:
                 self.repeated += 1
                 if kind == "metrics":  # the live process is back here: progress follows it
                     self.step = step
+                return False
+            if kind == "metrics" and step < self._high.get(kind, -1):
+                # A step going backwards within one process: two runs' logs in one file (a restart
+                # appended to the same log). Named, and folded as a resume: the repeats are skipped.
+                self.backtracks.append((self._high[kind], step))
+                self._floor = dict(self._high)
+                self.repeated += 1
+                self.step = step
                 return False
             self._high[kind] = max(step, self._high.get(kind, -1))
         if step is not None:
@@ -293,6 +340,18 @@ class RunState:
     def _on_generations(self, event: dict[str, Any]) -> None:
         self.generations.append(event)
         self.kind = "grpo"
+        zero: list[float] = []
+        for group in event.get("groups") or []:
+            totals = [number(c.get("total")) for c in group.get("completions") or [] if isinstance(c, dict)]
+            totals = [t for t in totals if t is not None and math.isfinite(t)]
+            if not totals:
+                continue
+            self.groups_seen += 1
+            self.group_lo = min(totals) if self.group_lo is None else min(self.group_lo, *totals)
+            self.group_hi = max(totals) if self.group_hi is None else max(self.group_hi, *totals)
+            if max(totals) - min(totals) <= 1e-9:
+                zero.append(totals[0])
+        self.zero_std_groups = zero
 
     def _on_checkpoint(self, event: dict[str, Any]) -> None:
         step = self.step if self.step is not None else 0
@@ -327,11 +386,25 @@ class RunState:
             eval_set.add(step, value, epoch, self.level)
             if not name:
                 self._chart("eval_loss", step, value)
+        for key, raw in event.items():
+            if key.startswith("eval_") and not _EVAL_LOSS.fullmatch(key) and key not in _EVAL_PACE:
+                value = number(raw)
+                if value is not None and math.isfinite(value):
+                    series = self.eval_metrics.get(key)
+                    if series is None:
+                        series = self.eval_metrics[key] = Series()
+                    series.add(step, value)
         if not found:
             self.evals_without_loss += 1
 
     def _chart(self, key: str, step: float, value: float | None) -> None:
         if value is None:
+            return
+        if not math.isfinite(value):
+            marks = self.chart_nonfinite.get(key)
+            if marks is None:
+                marks = self.chart_nonfinite[key] = Marks()
+            marks.append(step)
             return
         series = self.charts.get(key)
         if series is None:
@@ -364,6 +437,8 @@ class RunState:
         if loss is not None:
             if not math.isfinite(loss):
                 self.loss_nonfinite.append(step)
+                if self.weights_broken is None:
+                    self.weights_broken = step
             else:
                 self._add_loss(step, loss)
 
@@ -395,8 +470,11 @@ class RunState:
 
     def _add_grad(self, step: int, grad: float) -> None:
         self.grad_seen += 1
-        after_warmup = self.n_logs > WARMUP_LOGS
+        # The fp16 loss scaler overflows on purpose while it calibrates; bf16 and fp32 never skip a step.
+        after_warmup = self.n_logs > WARMUP_LOGS or not self.scaler_skips
         if not math.isfinite(grad):
+            if not self.scaler_skips and self.weights_broken is None:
+                self.weights_broken = step  # the optimizer applies NaN gradients: the weights are NaN from here
             if after_warmup:  # the fp16 loss scaler overflows on purpose while it calibrates
                 self.grad_nonfinite.append(step)
                 self.grad_nonfinite_run += 1
@@ -409,12 +487,16 @@ class RunState:
         if grad == 0:
             self.grad_zero += 1
         median = self.grad_window.median()
+        if median and (self.grad_peak is None or self.grad_peak[2] is None or grad / median > self.grad_peak[1] / self.grad_peak[2]):
+            self.grad_peak = (step, grad, median)
         if after_warmup and len(self.grad_window) >= WARMUP_LOGS and median and grad >= 10 * median:
             self.grad_spikes.append((step, grad, median))
         self.grad_window.push(grad)
 
     def _add_loss(self, step: int, loss: float) -> None:
         self.loss.add(step, loss)
+        if self.weights_broken is None:
+            self.healthy_loss = (step, loss)
         if self.first_loss is None:
             self.first_loss = loss
         if loss != 0:

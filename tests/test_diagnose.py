@@ -114,10 +114,13 @@ def test_raised_once_then_updated():
                                                            + [4.0, 5.0, 6.0, 7.0, 8.0, 9.0]):
         for f in diagnoser.feed(event):
             raised.append((f.code, f.severity, f.updates))
-    assert raised[0] == ("divergence", "amber", 0)  # a single jump
-    assert raised[-1][:2] == ("divergence", "red") and raised[-1][2] >= 1  # then it stays up
-    (finding,) = diagnoser.findings
-    assert finding.first_step == 80 and finding.updated_step > 80
+    assert raised[0] == ("loss-spike", "info", 0)  # a single jump that comes back down is a spike
+    assert ("divergence", "red", 0) in raised  # then the level climbs and stays up: a divergence
+    divergence, spike = diagnoser.findings  # the cause first, the spike points to it
+    assert divergence.code == "divergence" and divergence.cause is None and divergence.first_step > 80
+    assert spike.code == "loss-spike" and spike.cause == "divergence" and spike.first_step == 80
+    assert spike.fix.startswith("caused by divergence") and spike.overrides == divergence.overrides
+    assert [code for code, _, _ in raised].count("divergence") >= 2  # raised, then updated as it climbs
     assert diagnoser.feed(ev("memory", 170, gpus=[])) == []  # nothing new
     assert diagnoser.feed(ev("some_future_type", 170)) == []
 
@@ -229,7 +232,8 @@ def test_divergence():
     assert found.severity == "red" and found.overrides["train.learning_rate"] == 5e-5
     assert found.overrides["train.warmup_ratio"] == 0.05 and "--lr 5e-5" in found.fix
     spike = healthy_losses(30, noise=0.02) + [4.0] + healthy_losses(10, start=0.9, floor=0.85, noise=0.01)
-    assert codes([started(), plan()] + metrics(spike))["divergence"].severity == "amber"
+    found = codes([started(), plan()] + metrics(spike))
+    assert "divergence" not in found and found["loss-spike"].severity == "info"  # one log that comes back down
     assert "divergence" not in codes([started(), plan()] + metrics(healthy_losses(60, noise=0.2)))
     # A loss already near 0 that bounces by a few hundredths has not diverged.
     tiny = [0.25, 0.14, 0.09, 0.05, 0.05] + [0.02 + 0.03 * (i % 3) for i in range(40)]

@@ -31,7 +31,14 @@ def _summary_line(label: str, summary: dict[str, Any]) -> str:
         if summary.get("reward_first") is not None:
             parts.append(f"reward {num(summary['reward_first'])} -> {num(summary['reward_last'])},")
         best = summary.get("best_eval")
-        parts.append(f"best {best['key']} {num(best['value'])} at step {best['step']}" if best else "no eval")
+        if best:
+            parts.append(f"best {best['key']} {num(best['value'])} at step {best['step']}")
+        elif summary.get("eval_nan"):
+            parts.append(f"eval_loss NaN ({summary['eval_nan']} evaluations)")
+        elif summary.get("evaluations"):
+            parts.append(f"{summary['evaluations']} evaluations")
+        else:
+            parts.append("no eval")
     return " ".join(parts).rstrip(",")
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cockpit.diagnose import rules_data, rules_grpo, rules_run, rules_sft
+from cockpit.diagnose import causes, rules_data, rules_grpo, rules_run, rules_sft
 from cockpit.diagnose.finding import Finding, severity_rank, sort_findings
 from cockpit.state import RunState
 
@@ -40,6 +40,7 @@ RULES: tuple[Rule, ...] = (
     _rule(rules_sft.loss_nan, "metrics", "error"),
     _rule(rules_sft.grad_nan, "metrics"),
     _rule(rules_sft.divergence, "metrics"),
+    _rule(rules_sft.loss_spike, "metrics"),
     _rule(rules_sft.grad_spike, "metrics"),
     _rule(rules_sft.lr_zero, "metrics"),
     _rule(rules_sft.overfitting, "eval"),
@@ -115,10 +116,28 @@ class Diagnoser:
             merged = self._merge(found, due)
             if merged is not None:
                 changed.append(merged)
+        if changed:
+            self._relink(changed)
         return changed
+
+    def _relink(self, changed: list[Finding]) -> None:
+        """Point every finding at the cause that explains it, now that new findings may have come."""
+        for finding in list(self._by_code.values()):
+            cause = causes.cause_of(finding, self._by_code)
+            if cause is None:
+                continue
+            before = (finding.cause, finding.fix, finding.overrides)
+            causes.point_to(finding, cause)
+            if (finding.cause, finding.fix, finding.overrides) != before and all(f is not finding for f in changed):
+                finding.updates += 1
+                finding.updated_step = self.state.step
+                changed.append(finding)
 
     def _merge(self, found: Finding, due: bool) -> Finding | None:
         step = self.state.step
+        cause = causes.cause_of(found, self._by_code)
+        if cause is not None:
+            causes.point_to(found, cause)
         existing = self._by_code.get(found.code)
         if existing is None:
             found.first_step = found.step if found.step is not None else step
@@ -163,6 +182,7 @@ class Diagnoser:
             "min_loss": s.min_loss,
             "min_loss_step": s.min_loss_step,
             "best_eval": None if best is None else {"key": best[0], "value": best[1], "step": best[2]},
+            "eval_nan": sum(len(e.nan_steps) for e in s.eval_sets.values()),
             "reward_first": _first(s, "reward"),
             "reward_last": _last(s, "reward"),
             "epoch": s.epoch,

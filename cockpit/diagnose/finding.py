@@ -28,7 +28,8 @@ class Finding:
     numbers that triggered it, `evidence_text` the same in one line. `overrides` is the fix as config
     keys (`{"train.max_length": 2048}`) that a new run can apply; `fix` says it in words with the flag.
     `first_step` is when it was raised, `updated_step` when its evidence last changed, `updates` how
-    many times it changed since it was raised.
+    many times it changed since it was raised. `cause` is the code of the finding that explains this
+    one (NaN weights explain a NaN eval_loss): the cause is listed first, and this one points to it.
     """
 
     code: str
@@ -42,6 +43,7 @@ class Finding:
     first_step: int | None = None
     updated_step: int | None = None
     updates: int = 0
+    cause: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,9 +68,26 @@ class Finding:
         )
 
 
+def _order(f: Finding) -> tuple[int, int, str]:
+    return severity_rank(f.severity), f.first_step if f.first_step is not None else -1, f.code
+
+
 def sort_findings(findings: list[Finding]) -> list[Finding]:
-    """Most severe first, then in the order they were raised."""
-    return sorted(findings, key=lambda f: (severity_rank(f.severity), f.first_step if f.first_step is not None else -1, f.code))
+    """Causes first (most severe, then earliest), each followed by the findings it explains."""
+    codes = {f.code for f in findings}
+    roots = sorted((f for f in findings if f.cause not in codes), key=_order)
+    out: list[Finding] = []
+    placed: set[str] = set()
+
+    def place(finding: Finding) -> None:
+        out.append(finding)
+        placed.add(finding.code)
+        for child in sorted((f for f in findings if f.cause == finding.code and f.code not in placed), key=_order):
+            place(child)
+
+    for root in roots:
+        place(root)
+    return out
 
 
 def save_findings(run_dir: str | os.PathLike[str], findings: list[Finding]) -> Path:

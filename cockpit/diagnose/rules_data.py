@@ -190,16 +190,20 @@ def eval_missing(state: RunState, memo: dict[str, Any]) -> Finding | None:
     elif nan:
         key, step = nan[0]
         severity, title = "red", "eval_loss is NaN"
-        text = f"{key} is NaN at step {step}" + (f" ({len(nan)} evaluations)" if len(nan) > 1 else "")
-        fix = "an eval batch with no trained token gives NaN: check the eval split's records, or raise --max-length"
-        evidence = {"nan": [list(n) for n in nan[:10]]}
+        text = f"{key} is NaN from step {step}" + (f" ({len(nan)} evaluations)" if len(nan) > 1 else "")
+        if state.weights_broken is not None and state.weights_broken <= step:
+            text += f": the weights are NaN from step {state.weights_broken}"
+            fix = "the weights are NaN: see loss-nan"
+        else:
+            fix = "an eval batch with no trained token gives NaN: check the eval split's records, or raise --max-length"
+        evidence = {"nan": [list(n) for n in nan[:10]], "weights_nan_from": state.weights_broken}
     elif intended and state.config and eval_records == 0:
         severity, title = "red", "The eval split is empty"
         overrides["data.eval_split"] = 0.1
         text = "eval is on but the eval split has 0 records"
         fix = f"hold out records for eval: {flags(overrides)} (or add `metadata: eval` records / data.eval_path)"
         evidence = {"eval_records": 0, "eval_split": state.cfg("data.eval_split")}
-    elif state.evals_without_loss and not has_loss:
+    elif state.evals_without_loss and not has_loss and state.kind != "grpo":  # GRPO's eval scores rewards, no loss
         severity, title = "amber", "No eval_loss in the evaluations"
         text = f"{state.evals_without_loss} evaluations reported no eval_loss"
         fix = "the eval batches carry no labels: check the eval split's format and label columns"

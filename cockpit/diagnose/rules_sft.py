@@ -20,9 +20,9 @@ MASKED_LOGS = 3
 # that skips the odd step is normal; one that skips most steps trains nothing).
 GRAD_NAN_RUN = 3
 GRAD_NAN_SHARE = 0.10
-# divergence: a single log at least 4x the loss level before it and above where the run started
-# (the usual spike detector); or a loss level at least 2x its low that has given back at least half
-# of the progress made.
+# loss-spike: a single log at least 4x the loss level before it and above where the run started
+# (the usual spike detector); amber from 3 spikes. divergence: a loss level (median of 5 logs, so a
+# spike that recovers never moves it) at least 2x its low that has given back half the progress.
 JUMP_RATIO = 4.0
 DIVERGE_RATIO = 2.0
 DIVERGE_GIVEBACK = 0.5
@@ -97,103 +97,98 @@ def labels_masked(state: RunState, memo: dict[str, Any]) -> Finding | None:
                    clean(evidence), text, fix, overrides)
 
 
+def _exploded(state: RunState, before: int) -> str:
+    """The grad_norm blow-up that led to NaN weights, as evidence: 'grad_norm 753.7 at step 2 (x320)'."""
+    peak = state.grad_peak
+    if peak is None or peak[0] >= before or peak[2] is None or peak[1] < 10 * peak[2]:
+        return ""
+    return f"; grad_norm {num(peak[1])} at step {peak[0]} ({num(peak[1] / peak[2])}x its median before)"
+
+
 def loss_nan(state: RunState, memo: dict[str, Any]) -> Finding | None:
-    """Train loss NaN or Inf (or a loss of exactly 0 next to a NaN grad_norm, after a real loss):
-    the weights are gone, nothing after it counts."""
+    """The weights turned NaN/Inf: the loss is NaN, or (bf16/fp32) the gradients are, or a loss of
+    exactly 0 sits next to a NaN grad_norm after a real loss. Nothing after it counts."""
     broken = state.loss_broken if len(state.loss_broken) >= 2 else []
     bad = sorted(state.loss_nonfinite + broken)
+    onset = min([s for s in (state.weights_broken, bad[0] if bad else None) if s is not None], default=None)
     stopped = claimed(state, "loss-nan")  # the NaN guard's error: it may stop before a NaN is logged
-    if not bad and stopped is not None:
+    if stopped is not None:
         if memo.get("finding") is None:
+            data = dict(stopped.get("data") or {})
             overrides = dict(stopped.get("overrides") or {})
-            memo["finding"] = Finding("loss-nan", "red", "Train loss is NaN", stopped.get("step"),
-                                      clean({"source": "nan guard", **(stopped.get("data") or {})}),
-                                      str(stopped.get("message") or ""), f"lower the learning rate: {flags(overrides)}", overrides)
+            what = str(data.get("what") or "loss")
+            title = "Train loss is NaN" if what == "loss" else f"The {what} turned NaN"
+            text = str(stopped.get("message") or "") + _exploded(state, int(stopped.get("step") or 0))
+            memo["finding"] = Finding("loss-nan", "red", title, stopped.get("step"), clean({"source": "nan guard", **data}),
+                                      text, f"lower the learning rate: {flags(overrides)}", overrides)
         return memo["finding"]
-    if not bad:
+    if onset is None:
         return None
-    if memo.get("count") == len(bad):
+    key = (onset, len(bad), len(state.grad_nonfinite))
+    if memo.get("key") == key:
         return memo["finding"]
     lr = state.lr
     overrides: dict[str, Any] = {"train.learning_rate": lower_lr(lr, state.finetune)}
     extra = ""
-    if state.cfg("model.dtype") == "fp16":
+    if state.precision == "fp16":
         overrides["model.dtype"] = "bf16"
         extra = "; fp16 overflows where bf16 does not"
-    evidence = clean({"first_step": bad[0], "count": len(bad), "last_finite_loss": state.loss.last if len(state.loss) else None,
-                      "learning_rate": lr})
-    text = f"loss is NaN/Inf at step {_steps(bad)}"
-    if broken and not state.loss_nonfinite:
-        text = f"loss reads 0 with a NaN grad_norm at step {_steps(bad)}: the weights are NaN"
-    elif len(state.loss):
-        text += f"; last finite loss {num(state.loss.last)}"
+    evidence = clean({"first_step": onset, "loss_nonfinite": len(state.loss_nonfinite), "loss_zero_with_nan_grad": len(state.loss_broken),
+                      "grad_nonfinite": len(state.grad_nonfinite), "last_healthy": list(state.healthy_loss) if state.healthy_loss else None,
+                      "learning_rate": lr, "precision": state.precision})
+    if state.loss_nonfinite and state.loss_nonfinite[0] == onset:
+        title, text = "Train loss is NaN", f"loss is NaN/Inf from step {onset} ({len(state.loss_nonfinite)} logs)"
+    elif state.weights_broken == onset and not state.scaler_skips:
+        title = "The weights turned NaN"
+        text = (f"grad_norm is NaN/Inf from step {onset}, and {state.precision} has no loss scaler that skips such a step: "
+                "the update made the weights NaN")
+        if state.loss_broken:
+            text += f"; the loss reads 0 from step {state.loss_broken[0]}"
+    else:
+        title, text = "The weights turned NaN", f"loss reads 0 with a NaN grad_norm from step {onset}: the weights are NaN"
+    text += _exploded(state, onset)
+    if state.healthy_loss is not None:
+        text += f"; last healthy loss {num(state.healthy_loss[1])} (step {state.healthy_loss[0]})"
     fix = f"lower the learning rate and keep gradient clipping on: {flags(overrides)}{extra}"
-    finding = Finding("loss-nan", "red", "Train loss is NaN", bad[0], evidence, text, fix, overrides)
-    memo.update(count=len(bad), finding=finding)
+    finding = Finding("loss-nan", "red", title, onset, evidence, text, fix, overrides)
+    memo.update(key=key, finding=finding)
     return finding
 
 
 def grad_nan(state: RunState, memo: dict[str, Any]) -> Finding | None:
-    """grad_norm NaN or Inf after warm-up: rare ones are fp16 loss-scale skips, many mean no updates."""
+    """grad_norm NaN or Inf: under fp16 rare ones are the loss scaler skipping a step; in bf16 or
+    fp32 (no scaler) any one means broken gradients."""
     bad = state.grad_nonfinite
     if not bad:
         return None
     logs = max(1, state.grad_logs_after_warmup)
     share = len(bad) / logs
-    persistent = state.grad_nonfinite_run_max >= GRAD_NAN_RUN or (logs >= 20 and share >= GRAD_NAN_SHARE) or bool(state.loss_nonfinite)
+    persistent = (not state.scaler_skips or state.grad_nonfinite_run_max >= GRAD_NAN_RUN
+                  or (logs >= 20 and share >= GRAD_NAN_SHARE) or bool(state.loss_nonfinite))
     overrides: dict[str, Any] = {}
     if persistent:
         overrides["train.learning_rate"] = lower_lr(state.lr, state.finetune)
-        if state.cfg("model.dtype") in ("fp16", "auto", None):
+        if state.precision == "fp16":
             overrides["model.dtype"] = "bf16"
-        fix = f"most updates are skipped or broken: train in bf16 where the GPU has it and lower the learning rate: {flags(overrides)}"
-        severity, title = "red", "grad_norm is NaN/Inf on many steps"
+            fix = f"most updates are skipped or broken: train in bf16 where the GPU has it and lower the learning rate: {flags(overrides)}"
+        elif state.precision in ("bf16", "fp32"):
+            fix = f"{state.precision} has no loss scaler: NaN gradients break the weights; lower the learning rate: {flags(overrides)}"
+        else:  # precision unknown (a log from elsewhere): fp16 is the likely culprit
+            overrides["model.dtype"] = "bf16"
+            fix = f"most updates are skipped or broken: lower the learning rate, and train in bf16 if this was fp16: {flags(overrides)}"
+        severity, title = "red", "grad_norm is NaN/Inf" + (" on many steps" if state.scaler_skips else "")
     else:
-        fix = ("a rare non-finite grad_norm is the fp16 loss scaler skipping a step, harmless; "
+        fix = ("a rare non-finite grad_norm under fp16 is the loss scaler skipping a step, harmless; "
                "if it repeats, train in bf16: --set model.dtype=bf16")
         severity, title = "info", "grad_norm NaN/Inf on a few steps"
     evidence = clean({"steps": bad[:20], "count": len(bad), "logs": logs, "share": share,
-                      "longest_run": state.grad_nonfinite_run_max})
-    text = f"grad_norm NaN/Inf on {len(bad)} of {logs} logs (step {_steps(bad)})"
+                      "longest_run": state.grad_nonfinite_run_max, "precision": state.precision})
+    every = " (every log since)" if state.grad_nonfinite_run == len(bad) and len(bad) > 1 else ""
+    text = f"grad_norm NaN/Inf on {len(bad)} of {logs} logs from step {bad[0]}{every} (step {_steps(bad)})"
     return Finding("grad-nan", severity, title, bad[0], evidence, text, fix, overrides)
 
 
-def divergence(state: RunState, memo: dict[str, Any]) -> Finding | None:
-    """The loss jumps to several times its level, or climbs far back above its low."""
-    if state.kind == "grpo" or len(state.loss) < WARMUP_LOGS:
-        return memo.get("finding")
-    level, low = state.level, state.low_level
-    # Where the run started: its first log or the level of its first logs, whichever is higher.
-    start = max(state.first_loss or 0.0, state.start_level or 0.0) if state.start_level is not None else None
-    loss = state.loss.last
-    step = state.loss.last_step
-    if level is None or low is None or start is None or low <= 0:
-        return memo.get("finding")
-    sustained = level >= DIVERGE_RATIO * low and level - low >= DIVERGE_GIVEBACK * max(start - low, 0.0) and level > low
-    prev = state.prev_level
-    jump = (len(state.loss) > WARMUP_LOGS and prev is not None and prev > 0
-            and loss >= JUMP_RATIO * prev and loss >= start)
-    finding = memo.get("finding")
-    if sustained:
-        if finding is not None and finding.severity == "red" and level <= memo["peak"]:
-            return finding
-        memo["peak"] = level
-        evidence = {"kind": "sustained", "low": low, "low_step": state.low_step, "level": level, "level_step": step,
-                    "ratio": level / low, "start": start, "learning_rate": state.lr}
-        text = (f"loss level {num(level)} at step {step}, {num(level / low)}x its low of {num(low)} "
-                f"(step {state.low_step})")
-        severity, title = "red", "Loss diverged"
-    elif jump and (finding is None or finding.severity != "red"):
-        jumps = memo.get("jumps", 0) + 1
-        memo["jumps"] = jumps
-        evidence = {"kind": "jump", "loss": loss, "step": step, "before": prev, "ratio": loss / prev,
-                    "jumps": jumps, "learning_rate": state.lr}
-        text = f"loss jumped to {num(loss)} at step {step}, {num(loss / prev)}x the level before ({num(prev)})"
-        if jumps > 1:
-            text += f"; {jumps} jumps so far"
-        severity, title = "amber", "Loss spiked"
-    else:
-        return finding
+def _lr_fix(state: RunState) -> tuple[dict[str, Any], str]:
     overrides: dict[str, Any] = {"train.learning_rate": lower_lr(state.lr, state.finetune)}
     if state.config and not state.cfg("train.warmup_ratio") and not state.cfg("train.warmup_steps"):
         overrides["train.warmup_ratio"] = 0.05
@@ -201,8 +196,60 @@ def divergence(state: RunState, memo: dict[str, Any]) -> Finding | None:
     if isinstance(max_norm, (int, float)) and (max_norm <= 0 or max_norm > 1):
         overrides["train.max_grad_norm"] = 1.0
     was = f" (was {num(state.lr)})" if state.lr else ""
-    fix = f"learning rate too high{was}: {flags(overrides)}"
-    finding = Finding("divergence", severity, title, step, clean(evidence), text, fix, overrides)
+    return overrides, f"learning rate too high{was}: {flags(overrides)}"
+
+
+def divergence(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """The loss level (median of the last logs: one odd batch does not move it) climbs far back above its low."""
+    if state.kind == "grpo" or len(state.loss) < WARMUP_LOGS:
+        return memo.get("finding")
+    level, low = state.level, state.low_level
+    # Where the run started: its first log or the level of its first logs, whichever is higher.
+    start = max(state.first_loss or 0.0, state.start_level or 0.0) if state.start_level is not None else None
+    step = state.loss.last_step
+    if level is None or low is None or start is None or low <= 0:
+        return memo.get("finding")
+    sustained = level >= DIVERGE_RATIO * low and level - low >= DIVERGE_GIVEBACK * max(start - low, 0.0) and level > low
+    finding = memo.get("finding")
+    if not sustained or (finding is not None and level <= memo["peak"]):
+        return finding
+    memo["peak"] = level
+    onset = memo.setdefault("onset", step)
+    evidence = {"low": low, "low_step": state.low_step, "level": level, "level_step": step,
+                "ratio": level / low, "start": start, "learning_rate": state.lr, "onset_step": onset}
+    text = (f"loss level {num(level)} at step {step}, {num(level / low)}x its low of {num(low)} "
+            f"(step {state.low_step}); climbing since step {onset}")
+    overrides, fix = _lr_fix(state)
+    finding = Finding("divergence", "red", "Loss diverged", onset, clean(evidence), text, fix, overrides)
+    memo["finding"] = finding
+    return finding
+
+
+def loss_spike(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """A single log far above the loss level before it, which the level does not follow: a bad batch
+    or the edge of instability, not a divergence (that is a level that stays up)."""
+    if state.kind == "grpo" or len(state.loss) <= WARMUP_LOGS:
+        return memo.get("finding")
+    prev, loss, step = state.prev_level, state.loss.last, state.loss.last_step
+    start = max(state.first_loss or 0.0, state.start_level or 0.0)
+    if prev is None or prev <= 0 or loss is None or loss < JUMP_RATIO * prev or loss < start or memo.get("last") == step:
+        return memo.get("finding")
+    memo["last"] = step
+    spikes = memo.setdefault("spikes", [])
+    spikes.append((step, loss, prev))
+    worst = max(spikes, key=lambda s: s[1] / s[2])
+    severity = "amber" if len(spikes) >= SPIKE_AMBER_COUNT else "info"
+    evidence = clean({"count": len(spikes), "steps": [s[0] for s in spikes[:20]], "worst_step": worst[0],
+                      "worst_loss": worst[1], "level_before": worst[2], "ratio": worst[1] / worst[2]})
+    text = f"loss {num(worst[1])} at step {worst[0]}, {num(worst[1] / worst[2])}x the level before ({num(worst[2])})"
+    if len(spikes) > 1:
+        text += f"; {len(spikes)} spikes (step {_steps([s[0] for s in spikes])})"
+    if severity == "amber":
+        overrides, fix = _lr_fix(state)
+        fix = "repeated spikes: " + fix
+    else:
+        overrides, fix = {}, "one bad batch: gradient clipping (train.max_grad_norm) absorbs it; lower --lr if spikes repeat"
+    finding = Finding("loss-spike", severity, "Loss spiked", spikes[0][0], evidence, text, fix, overrides)
     memo["finding"] = finding
     return finding
 

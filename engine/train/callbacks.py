@@ -135,6 +135,8 @@ class EventsCallback(TrainerCallback):
                 "effective_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size),
                 "eval_enabled": eval_enabled,
                 "learning_rate": args.learning_rate,
+                # fp16's loss scaler skips steps with Inf gradients on purpose; bf16 and fp32 never do.
+                "precision": "fp16" if args.fp16 else "bf16" if args.bf16 else "fp32",
             },
         )
         self._last_time = time.time()
