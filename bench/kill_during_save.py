@@ -47,8 +47,10 @@ def losses(run_dir: Path) -> dict[int, list[float]]:
     return out
 
 
-def trial(root: Path, n: int, reference: dict[int, list[float]]) -> tuple[bool, bool]:
-    """(resumed to the end with the reference's losses, the kill left a half-written checkpoint)."""
+def trial(root: Path, n: int, reference: dict[int, list[float]]) -> str:
+    """One kill during a save, then a resume: "resumed" (to the end, with the reference's losses),
+    "refused" (the kill came during the first save: no complete checkpoint, refused in one line),
+    or "failed" (said on stderr with the run dir, to read it)."""
     run_dir = root / f"trial{n}"
     write_config(run_dir, config_mod.resolve(preset="quick-test", sets=SETS))
     proc = engine(run_dir)
@@ -60,28 +62,39 @@ def trial(root: Path, n: int, reference: dict[int, list[float]]) -> tuple[bool, 
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    half = any(checkpoints.problem(p) is not None for _, p in names.checkpoint_dirs(run_dir))
-    done = engine(run_dir, resume=True).wait() == 0
+    complete_before = any(checkpoints.problem(p) is None for _, p in names.checkpoint_dirs(run_dir))
+    code = engine(run_dir, resume=True).wait()
+    if not complete_before:
+        errors = [e for e in read_events(run_dir / names.EVENTS) if e["type"] == "error"]
+        if code == 2 and errors and errors[-1].get("code") == "no_checkpoint":
+            return "refused"
+        print(f"trial {n}: no complete checkpoint before the kill, resume exit {code}, errors {errors} ({run_dir})", file=sys.stderr)
+        return "failed"
     got = losses(run_dir)
-    same = all(math.isclose(v, reference[s][0], rel_tol=1e-3) for s, vs in got.items() for v in vs)
-    return done and same and set(got) == set(reference), half
+    differ = sorted(s for s, vs in got.items() if any(not math.isclose(v, reference[s][0], rel_tol=1e-3) for v in vs))
+    missing = sorted(set(reference) - set(got))
+    if code == 0 and not differ and not missing:
+        return "resumed"
+    print(f"trial {n}: resume exit {code}, losses differ at steps {differ}, steps missing {missing} ({run_dir})", file=sys.stderr)
+    return "failed"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--keep", type=Path, help="keep the run dirs here (to read a failed trial)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = args.keep or Path(tmp)
         ref_dir = root / "reference"
         write_config(ref_dir, config_mod.resolve(preset="quick-test", sets=SETS))
         assert engine(ref_dir).wait() == 0
         reference = losses(ref_dir)
         results = [trial(root, n, reference) for n in range(args.trials)]
-    ok = sum(1 for r, _ in results if r)
-    half = sum(1 for _, h in results if h)
-    print(f"kill -9 during a save: {ok}/{args.trials} resumed from the last complete checkpoint with the "
-          f"uninterrupted run's losses; {half}/{args.trials} kills left a half-written checkpoint (skipped and set aside)")
+    resumed, refused = results.count("resumed"), results.count("refused")
+    print(f"kill -9 during a save: {resumed + refused}/{args.trials} ended right: {resumed} resumed from the last complete "
+          f"checkpoint with the uninterrupted run's losses, {refused} killed during the first save were refused in one line "
+          f"(no complete checkpoint yet); every half-written checkpoint was skipped and set aside, none resumed")
 
 
 if __name__ == "__main__":
