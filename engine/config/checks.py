@@ -74,5 +74,10 @@ def check_consistency(cfg: dict[str, dict[str, Any]]) -> None:
     split = cfg["data"]["eval_split"]
     if split >= 1 and split != int(split):
         raise ConfigError(f"data.eval_split {split}: a share is below 1 (0.1) and a count is a whole number (50)", key="data.eval_split")
+    from engine.model.builtin_shape import check_name
+
+    problem = check_name(cfg["model"]["name_or_path"])
+    if problem:
+        raise ConfigError(problem, key="model.name_or_path")
     check_train(cfg)
     check_grpo(cfg)

@@ -51,10 +51,14 @@ class RunSection:
 
 @dataclass
 class ModelSection:
-    name_or_path: str = _doc("Hub id, local directory, or builtin:tiny (a small random model, no download).", default="builtin:tiny")
+    name_or_path: str = _doc(
+        "Hub id, local directory, builtin:tiny (a small random model, no download), or builtin:shape:NAME (a random model "
+        "with a real one's shapes, for measuring a GPU: qwen2.5-0.5b, llama-3.2-1b, mistral-7b).",
+        default="builtin:tiny",
+    )
     finetune: Literal["lora", "qlora", "full"] = _doc("LoRA adapters, QLoRA (4-bit base, CUDA only), or full fine-tuning.", default="lora")
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = _doc("Training precision; auto: bf16 where the GPU has it, else fp16, fp32 on CPU.", default="auto")
-    tiny_seed: Seed = _doc("Seed that initialises builtin:tiny's weights.", default=0)
+    tiny_seed: Seed = _doc("Seed that initialises the weights of builtin:tiny and builtin:shape:NAME.", default=0)
     chat_template: str | None = _doc("A .jinja file that replaces the tokenizer's chat template (for models that have none).", default=None)
     trust_remote_code: bool = _doc("Allow model code from the hub repo to run.", default=False)
     attn_implementation: str | None = _doc("Attention kernel, e.g. sdpa, eager, flash_attention_2.", default=None)

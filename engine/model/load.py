@@ -1,4 +1,4 @@
-"""Loading the tokenizer and the model: builtin:tiny, a local directory, or a hub id.
+"""Loading the tokenizer and the model: builtin:tiny, builtin:shape:NAME, a local directory, or a hub id.
 
 LoRA through peft by default, QLoRA (4-bit NF4 through bitsandbytes) where CUDA is present, full
 fine-tuning by one switch.
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from engine.model import tiny
+from engine.model import builtin_shape, tiny
 from engine.errors import EngineError
 
 NO_NETWORK_HINT = "use --model builtin:tiny (no download) or --model ./path/to/a/local/model/dir"
@@ -34,7 +34,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def model_source(name: str) -> dict[str, Any]:
     """kwargs that make from_pretrained read a local dir or the cache, or fail fast when offline."""
-    if tiny.is_tiny(name):
+    if tiny.is_tiny(name) or builtin_shape.is_shape(name):
         return {}
     path = Path(name).expanduser()
     if path.exists():
@@ -57,7 +57,7 @@ def load_tokenizer(cfg: dict[str, Any]):
     """The tokenizer with a pad token and, where configured, a replacement chat template."""
     mcfg = cfg["model"]
     name = mcfg["name_or_path"]
-    if tiny.is_tiny(name):
+    if tiny.is_tiny(name) or builtin_shape.is_shape(name):
         tokenizer = tiny.load_tokenizer()
     else:
         from transformers import AutoTokenizer
@@ -104,6 +104,9 @@ def load_model(cfg: dict[str, Any], precision: str):
         if finetune == "qlora":
             raise EngineError("config", "builtin:tiny cannot be quantised; use --set model.finetune=lora")
         return tiny.build_model(seed=mcfg["tiny_seed"], dtype=dtype)
+    shape = builtin_shape.is_shape(name)
+    if shape and finetune != "qlora":
+        return builtin_shape.build_model(name, tiny.load_tokenizer(), mcfg["tiny_seed"], dtype, mcfg["attn_implementation"])
 
     from transformers import AutoModelForCausalLM
 
@@ -126,7 +129,10 @@ def load_model(cfg: dict[str, Any], precision: str):
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         kwargs["device_map"] = {"": local_rank}
     try:
-        model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+        if shape:
+            model = builtin_shape.build_quantized(name, tiny.load_tokenizer(), mcfg["tiny_seed"], kwargs)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
     except OSError as exc:
         raise EngineError("config", f"cannot load model '{name}': {str(exc).splitlines()[0]}; {NO_NETWORK_HINT}") from None
     if finetune == "qlora":

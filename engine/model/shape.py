@@ -4,6 +4,7 @@ Standard library only (json, struct, pathlib): `cockpit run` and the TUI's form 
 anything starts. Where a model's numbers come from, best first:
 
 - builtin:tiny: engine/model/tiny.py's constants and the shipped tokenizer's vocabulary;
+- builtin:shape:NAME: its shipped config.json (engine/model/builtin_shape.py builds the model from it);
 - safetensors headers of a local directory or of a hub id in the Hugging Face cache: exact counts
   and per-tensor shapes. A file starts with a little-endian u64 header length and a JSON header
   {name: {dtype, shape, data_offsets}}; only that header is read, never the weights.
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.model import tiny
+from engine.model import builtin_shape, tiny
 
 # A header longer than this is not a safetensors header (a guard against reading a wrong file whole).
 MAX_HEADER_BYTES = 100 * 2**20
@@ -65,6 +66,7 @@ class ModelShape:
     vocab_size: int
     tied: bool
     experts_per_token: int = 1  # MoE: how many experts each token runs through
+    model_type: str = ""  # config.json's model_type, e.g. "qwen2"
     stored_dtype: str = ""  # the checkpoint's dtype, e.g. "BF16" (informative)
     notes: list[str] = field(default_factory=list)
 
@@ -187,6 +189,7 @@ def _shape_from_dims(name: str, source: str, d: _Dims, linears: list[Linear], pa
         vocab_size=d.vocab,
         tied=d.tied,
         experts_per_token=d.experts_per_token,
+        model_type=d.model_type,
     )
 
 
@@ -334,7 +337,7 @@ def _cache_key(name: str, revision: str | None) -> tuple[Any, ...]:
     """Keyed by the files' modification times too, so a model saved again is read again."""
     path = Path(name).expanduser()
     folder = path if path.is_dir() else None
-    if folder is None and not tiny.is_tiny(name) and not name.startswith((".", "/", "~")):
+    if folder is None and not tiny.is_tiny(name) and not builtin_shape.is_shape(name) and not name.startswith((".", "/", "~")):
         folder = cached_snapshot(name, revision)
     stamps = tuple(
         (f.name, f.stat().st_mtime_ns) for f in (folder.iterdir() if folder else []) if f.suffix in (".json", ".safetensors")
@@ -369,6 +372,13 @@ def model_shape(name: str, revision: str | None = None) -> ModelShape:
 def _model_shape(name: str, revision: str | None) -> ModelShape:
     if tiny.is_tiny(name):
         return tiny_shape()
+    if builtin_shape.is_shape(name):
+        problem = builtin_shape.check_name(name)
+        if problem:
+            raise ShapeUnknown(problem)
+        shape = from_config(builtin_shape.config_dict(name), name)
+        shape.source = "builtin shape (config.json)"
+        return shape
     path = Path(name).expanduser()
     if path.is_dir():
         return from_folder(path, name)
