@@ -130,8 +130,9 @@ def check_launch(cfg: dict[str, Any]) -> list[str]:
     return [f"{here} under torchrun, {strategy}"]
 
 
-def checkpoint_bytes(cfg: dict[str, Any]) -> int | None:
-    """About what one checkpoint of this run writes: the trained weights and their optimizer states."""
+def checkpoint_bytes(cfg: dict[str, Any]) -> tuple[int, int] | None:
+    """About what one checkpoint of this run writes, and what one model dir (best/, final/, epoch_N/) holds:
+    the trained weights with their optimizer states, and the trained weights alone."""
     from engine.memory import estimate
 
     est = estimate.estimate(cfg, search_fix=False)
@@ -139,23 +140,29 @@ def checkpoint_bytes(cfg: dict[str, Any]) -> int | None:
     if not parts:
         return None
     trained = parts.get("weights", 0) if cfg["model"]["finetune"] == "full" else parts.get("adapter", 0)
-    return int(trained + parts.get("optimizer", 0) + 2**20)
+    return int(trained + parts.get("optimizer", 0) + 2**20), int(trained + 2**20)
 
 
 def check_disk(cfg: dict[str, Any], where: Path) -> None:
-    """Refuse a run whose disk cannot hold its checkpoints, best/ and final/ (RunDirError, one line)."""
-    size = checkpoint_bytes(cfg)
-    if size is None:
+    """Refuse a run whose disk cannot hold its checkpoints, best/, final/ and epoch_N/ (RunDirError, one line)."""
+    import math
+
+    sizes = checkpoint_bytes(cfg)
+    if sizes is None:
         return
-    keep = cfg["train"]["save_total_limit"] or 10
-    need = size * (keep + 3)  # the checkpoints kept, the one being written, best/ and final/
+    size, model = sizes
+    t = cfg["train"]
+    keep = t["save_total_limit"] or 10
+    epochs = math.ceil(t["num_train_epochs"]) if t["epoch_models"] else 0
+    need = size * (keep + 1) + model * (2 + epochs)  # the checkpoints kept, the one being written, best/, final/, epoch_N/
     probe = where
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     if free < need:
+        also = f", {epochs} epoch models" if epochs else ""
         raise RunDirError(f"{probe}: {free / 2**20:.0f} MiB free, and this run writes about {need / 2**20:.0f} MiB "
-                          f"({keep} checkpoints of {size / 2**20:.0f} MiB, best/ and final/); free space, choose another "
+                          f"({keep} checkpoints of {size / 2**20:.0f} MiB, best/ and final/{also}); free space, choose another "
                           "--output-dir, or lower train.save_total_limit")
 
 

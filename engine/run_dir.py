@@ -27,6 +27,7 @@ BEST = "best"  # the model with the best eval metric
 BEST_INFO = "cockpit_best.json"  # in best/: its step and metric
 COMPLETE = "cockpit_complete.json"  # in a checkpoint: written last, after its files are synced
 SKIPPED = "skipped"  # incomplete checkpoints are moved here, never deleted
+EPOCH_PREFIX = "epoch_"  # epoch_N/: the model after epoch N (train.epoch_models)
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
 
@@ -40,6 +41,21 @@ def checkpoint_step(path: str | os.PathLike[str]) -> int | None:
     """N of a `checkpoint-N` path, else None."""
     match = _CHECKPOINT.search(str(path).replace("\\", "/").rstrip("/"))
     return int(match.group(1)) if match else None
+
+
+def epoch_dir(epoch: int) -> str:
+    """The name of the model saved after epoch `epoch` (1-based)."""
+    return f"{EPOCH_PREFIX}{epoch}"
+
+
+def epoch_dirs(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """Every epoch_N/ model of a run, oldest first."""
+    found = []
+    for child in Path(run_dir).glob(EPOCH_PREFIX + "*"):
+        suffix = child.name[len(EPOCH_PREFIX):]
+        if suffix.isdigit() and child.is_dir():
+            found.append((int(suffix), child))
+    return sorted(found)
 
 
 def checkpoint_dirs(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:

@@ -30,6 +30,8 @@ def _option_param(option: Option, defaults: dict[str, Any], helps: dict[str, str
     decls = [option.flag] + ([option.short] if option.short else [])
     if option.is_switch:
         kind, value = bool, typer.Option(False, *decls, help=text)
+    elif option.kind is not None:
+        kind, value = Optional[option.kind], typer.Option(None, *decls, help=text)
     elif isinstance(default, list) and option.name != "rewards" and option.name != "launcher_args":
         kind, value = Optional[list[str]], typer.Option(None, *decls, help=text)
     elif isinstance(default, bool):

@@ -26,6 +26,7 @@ class Option:
     help: str | None = None  # where the schema's docstring is not what the flag does
     grpo_only: bool = False  # a form field for GRPO runs only
     sft_only: bool = False  # a form field for SFT runs only
+    kind: type | None = None  # the flag's value type where the key's default does not say it (None default, or parsed text)
 
     @property
     def is_switch(self) -> bool:
@@ -48,7 +49,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_length", "train.max_length", "--max-length", label="max length", sft_only=True),
     Option("eval_split", "data.eval_split", "--eval-split", label="eval split"),
     Option("eval_steps", "train.eval_steps", "--eval-steps"),
-    Option("save_steps", "train.save_steps", "--save-steps"),
+    Option("save_steps", "train.save_steps", "--save-steps", kind=int),
+    Option("epoch_models", "train.epoch_models", "--epoch-models"),
     Option("log_steps", "train.logging_steps", "--log-steps"),
     Option("seed", "train.seed", "--seed"),
     Option("lora_r", "lora.r", "--lora-r", label="LoRA r"),

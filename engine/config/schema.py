@@ -17,6 +17,7 @@ NonNeg = Annotated[int, Ge(0)]
 Rate = Annotated[float, Ge(0)]  # finite (validate.py refuses NaN and Inf), not negative
 Share = Annotated[float, Ge(0), Lt(1)]  # a probability or share in [0, 1)
 Seed = Annotated[int, Ge(0), Lt(2**32)]
+DEFAULT_SAVE_STEPS = 500  # train.save_steps when save_strategy is steps and none is given
 # Run names become dir names: no separators, no "..", nothing hidden.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
 
@@ -112,8 +113,21 @@ class TrainSection:
     logging_steps: Count = _doc("Log metrics every N optimizer steps (--log-steps).", default=10)
     eval_strategy: Literal["no", "steps", "epoch"] = _doc("When to evaluate.", default="steps")
     eval_steps: Count | None = _doc("Evaluate every N steps (default: every logging_steps x 5).", default=None)
-    save_strategy: Literal["no", "steps", "epoch"] = _doc("When to save checkpoints.", default="steps")
-    save_steps: Count = _doc("Save a checkpoint every N steps.", default=500)
+    save_strategy: Literal["no", "steps", "epoch"] = _doc(
+        "When to save resumable checkpoints (checkpoints/checkpoint-STEP): every save_steps, or at the end of every epoch "
+        "(and every save_steps too when save_steps is given).",
+        default="steps",
+    )
+    save_steps: Count | None = _doc(
+        f"Save a checkpoint every N steps (--save-steps; default {DEFAULT_SAVE_STEPS} with save_strategy steps). With save_strategy epoch "
+        "it adds step saves to the epoch ones.",
+        default=None,
+    )
+    epoch_models: bool = _doc(
+        "After every complete epoch, save the model with its tokenizer to RUN_DIR/epoch_N/ (like final/: loadable, "
+        "never rotated), as the PyTorch pipeline's epoch_N/ (--epoch-models).",
+        default=False,
+    )
     save_total_limit: Count | None = _doc("Keep at most this many checkpoints (the newest complete and healthy one is never removed).", default=3)
     save_best: bool = _doc("Keep the model with the best eval metric in best/ (eval_loss; GRPO: answer accuracy, else reward).", default=True)
     seed: Seed = _doc("Seed for data order, dropout and the eval split.", default=42)

@@ -191,6 +191,7 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
     """Train; returns the run_finished payload (status, outputs, final metrics)."""
     from engine.train.callbacks import ControlCallback, EventsCallback
     from engine.train.nan_guard import NanGuard
+    from engine.train.saving import EpochSaves
 
     g = cfg["grpo"]
     trl_args.check_train(cfg)
@@ -243,6 +244,7 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
     )
     guard = NanGuard(events, run_dir, fp16=precision == "fp16", finetune=cfg["model"]["finetune"])
     generations = _callback_classes()(events, log)
+    epochs = EpochSaves(cfg["train"], run_dir, events, guard if cfg["train"]["nan_guard"] else None)
     trainer = _trainer_class()(
         model=model,
         reward_funcs=reward_set.funcs,
@@ -251,10 +253,10 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
         eval_dataset=to_dataset(splits.eval) if splits.eval else None,
         processing_class=tokenizer,
         peft_config=models.peft_config(cfg),
-        callbacks=[callback, generations, ControlCallback(flag)] + ([guard] if cfg["train"]["nan_guard"] else []),
+        callbacks=[callback, generations, ControlCallback(flag)] + ([guard] if cfg["train"]["nan_guard"] else []) + [epochs],
     )
     trainer.generation_log = log
-    callback.trainer = trainer
+    callback.trainer = epochs.trainer = trainer
 
     trainer.train(resume_from_checkpoint=checkpoint)
     return outputs.finish(trainer, callback, flag, run_dir, tokenizer, events, guard)

@@ -22,7 +22,7 @@ from engine.config.options import lower_lr
 from engine.train import distributed
 
 
-def _finite_weights(model: Any) -> bool:
+def finite_weights(model: Any) -> bool:
     import torch
 
     for p in model.parameters():
@@ -66,7 +66,7 @@ class NanGuard(TrainerCallback):
         # Before the log, eval or save this step will make: never from non-finite weights.
         if model is None or not (control.should_save or control.should_log or control.should_evaluate):
             return control
-        bad = not _finite_weights(model)
+        bad = not finite_weights(model)
         (bad,) = distributed.agree(bad)
         if bad:
             return self._trip(state, control, "weights", args)

@@ -15,6 +15,9 @@ def finish(trainer: Any, callback: Any, flag: Any, run_dir: Path, tokenizer: Any
     outputs: dict[str, Any] = {"checkpoints": str(run_dir / names.CHECKPOINTS)}
     if callback.best_step is not None:
         outputs["best"] = str(run_dir / names.BEST)
+    epochs = names.epoch_dirs(run_dir)
+    if epochs:
+        outputs["epochs"] = [str(path) for _, path in epochs]
     result = {"step": step, "total_steps": trainer.state.max_steps, "metrics": callback.summary,
               "memory": callback.memory_report, "outputs": outputs}
     if guard is not None and guard.tripped is not None:

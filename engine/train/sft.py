@@ -90,6 +90,7 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
     """Train; returns the run_finished payload (status, outputs, final metrics)."""
     from engine.train.callbacks import ControlCallback, EventsCallback
     from engine.train.nan_guard import NanGuard
+    from engine.train.saving import EpochSaves
 
     trl_args.check_train(cfg)
     events.emit("status", phase="preparing data", message=f"reading {cfg['data']['path']}")
@@ -119,13 +120,14 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
         chat_template_ok=True,
     )
 
+    args = sft_config(cfg, run_dir, precision, has_eval=bool(splits.eval))  # TRL's refusals come before the model loads
     events.emit("status", phase="loading model", message=f"loading {cfg['model']['name_or_path']} ({cfg['model']['finetune']}, {precision})")
     model = models.load_model(cfg, precision)
-    args = sft_config(cfg, run_dir, precision, has_eval=bool(splits.eval))
 
     callback = EventsCallback(events, run_dir, len(splits.train), len(splits.eval), cfg["train"]["save_best"],
                               keep=cfg["train"]["save_total_limit"])
     guard = NanGuard(events, run_dir, fp16=precision == "fp16", finetune=cfg["model"]["finetune"])
+    epochs = EpochSaves(cfg["train"], run_dir, events, guard if cfg["train"]["nan_guard"] else None)
     trainer = trainer_class(cfg["train"]["longest_first"])(
         model=model,
         args=args,
@@ -133,9 +135,9 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
         eval_dataset=to_dataset(splits.eval) if splits.eval else None,
         processing_class=tokenizer,
         peft_config=models.peft_config(cfg),
-        callbacks=[callback, ControlCallback(flag)] + ([guard] if cfg["train"]["nan_guard"] else []),
+        callbacks=[callback, ControlCallback(flag)] + ([guard] if cfg["train"]["nan_guard"] else []) + [epochs],
     )
-    callback.trainer = trainer
+    callback.trainer = epochs.trainer = trainer
     from engine.data.samples import sample_payload
 
     events.emit("samples", samples=sample_payload(trainer.train_dataset, tokenizer, cfg["data"]["samples"], args.max_length))

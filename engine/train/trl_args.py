@@ -34,8 +34,7 @@ def shared_kwargs(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: 
         "logging_first_step": True,
         "eval_strategy": t["eval_strategy"] if has_eval else "no",
         "eval_steps": t["eval_steps"],
-        "save_strategy": t["save_strategy"],
-        "save_steps": t["save_steps"],
+        **save_kwargs(t),
         "save_total_limit": None,  # rotation is the EventsCallback's: only after the new checkpoint is sealed
         "seed": t["seed"],
         "optim": t["optim"],
@@ -47,6 +46,18 @@ def shared_kwargs(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: 
         "dataloader_num_workers": 0,
         **distributed.trainer_kwargs(cfg, precision),
     }
+
+
+def save_kwargs(train: dict[str, Any]) -> dict[str, Any]:
+    """TRL's save_strategy and save_steps for our train section. TRL takes one strategy: with
+    save_strategy epoch and save_steps given it saves by steps, and engine/train/saving.py adds the
+    epoch ends."""
+    from engine.config.schema import DEFAULT_SAVE_STEPS
+
+    strategy, steps = train["save_strategy"], train["save_steps"]
+    if strategy == "epoch" and steps:
+        return {"save_strategy": "steps", "save_steps": steps}
+    return {"save_strategy": strategy, "save_steps": steps or DEFAULT_SAVE_STEPS}
 
 
 def _needs_bitsandbytes(name: str) -> bool:
