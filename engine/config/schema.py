@@ -138,6 +138,12 @@ class TrainSection:
     )
     gradient_checkpointing: bool = _doc("Recompute activations to save memory.", default=False)
     packing: bool = _doc("Pack several examples into one sequence of max_length.", default=False)
+    fast: bool = _doc(
+        "On a CUDA GPU, train faster than TRL's defaults with what works here, each named in one line as the run starts: "
+        "Liger kernels, packing (best-fit decreasing, padding-free), gradient checkpointing only when memory needs it, "
+        "dataloader workers (SFT; engine/train/fast.py). Nothing changes on a CPU; a key you set under trl: wins.",
+        default=False,
+    )
     longest_first: bool = _doc(
         "Train the first optimizer step on the longest examples, the rest in the usual shuffled order (--longest-first): "
         "a run whose longest batch does not fit in memory fails in its first minute, not after an hour. SFT without packing.",

@@ -38,7 +38,7 @@ def shared_kwargs(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: 
         "save_total_limit": None,  # rotation is the EventsCallback's: only after the new checkpoint is sealed
         "seed": t["seed"],
         "optim": t["optim"],
-        "activation_checkpointing": t["gradient_checkpointing"],
+        checkpointing_key(): t["gradient_checkpointing"],
         "report_to": t["report_to"],
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
@@ -58,6 +58,15 @@ def save_kwargs(train: dict[str, Any]) -> dict[str, Any]:
     if strategy == "epoch" and steps:
         return {"save_strategy": "steps", "save_steps": steps}
     return {"save_strategy": strategy, "save_steps": steps or DEFAULT_SAVE_STEPS}
+
+
+def checkpointing_key() -> str:
+    """TrainingArguments' name for gradient checkpointing: `activation_checkpointing` since transformers
+    5.20 (`gradient_checkpointing` stays as its deprecated alias), `gradient_checkpointing` before."""
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def _needs_bitsandbytes(name: str) -> bool:
