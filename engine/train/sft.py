@@ -120,13 +120,13 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
         chat_template_ok=True,
     )
 
-    args = sft_config(cfg, run_dir, precision, has_eval=bool(splits.eval))  # TRL's refusals come before the model loads
     from engine.train import fast
 
     choice = fast.choose(cfg, fast.probe(cfg))  # train.fast: each setting that works here, one line each
     for line in choice.lines:
         events.emit("status", phase="loading model", message=line)
     cfg = fast.apply(cfg, choice)
+    args = sft_config(cfg, run_dir, precision, has_eval=bool(splits.eval))  # TRL's refusals come before the model loads
     events.emit("status", phase="loading model", message=f"loading {cfg['model']['name_or_path']} ({cfg['model']['finetune']}, {precision})")
     model = models.load_model(cfg, precision)
 
