@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from cockpit.commands import compare as compare_command
 from cockpit.commands import doctor
 from cockpit.commands import lint as lint_command
 from cockpit.commands import presets as presets_command
 from cockpit.commands import run as run_command
+from cockpit.commands import sweep as sweep_command
 from cockpit.commands import watch as watch_command
 
 app = typer.Typer(
@@ -23,6 +25,8 @@ app.command("run")(run_command.run)
 app.command("lint")(lint_command.lint)
 app.add_typer(presets_command.app, name="presets")
 app.command("watch")(watch_command.watch)
+app.command("sweep")(sweep_command.sweep)
+app.command("compare")(compare_command.compare)
 
 
 @app.callback(invoke_without_command=True)

@@ -1,0 +1,126 @@
+"""Which sweep worker runs which trial: exclusive flocks on small files in the sweep dir.
+
+A worker holds `workers/<host>-<pid>.lock` while it lives and `claims/trial-NNN.lock` while it runs
+that trial. The kernel drops a flock when its process dies (kill -9 included), so a trial whose
+claim is free and whose Optuna state is still RUNNING was interrupted, and the next worker resumes
+it; nothing has to notice a crash or clean up after one. Linux's NFS client maps flock onto NFS
+locks, which is what lets workers on several machines share one sweep dir (--join).
+
+engine/run_dir.py's EngineLock is the run dir's lock (one engine per run dir, waited for and
+refused with RunDirBusy); these are non-blocking claims that a worker skips when taken.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: claims always succeed (one worker per sweep there)
+    fcntl = None  # type: ignore[assignment]
+
+CLAIMS = "claims"
+WORKERS = "workers"
+ASK_LOCK = "ask.lock"
+
+
+class Flock:
+    """An exclusive flock on one file, taken without waiting; the file says who holds it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        if fcntl is None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": round(time.time(), 3)}).encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)  # type: ignore[union-attr]
+            finally:
+                os.close(self._fd)
+                self._fd = None
+
+
+def holder(path: Path) -> dict[str, Any] | None:
+    """Who holds the flock on `path` ({pid, host, since}; {} when the file does not say), or None when nobody does."""
+    if fcntl is None or not path.is_file():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                return json.loads(path.read_text(encoding="utf-8") or "{}")
+            except (OSError, ValueError):
+                return {}
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def trial_claim(sweep_dir: Path, number: int) -> Flock:
+    return Flock(Path(sweep_dir) / CLAIMS / f"trial-{number:03d}.lock")
+
+
+def claimed(sweep_dir: Path, number: int) -> bool:
+    return holder(Path(sweep_dir) / CLAIMS / f"trial-{number:03d}.lock") is not None
+
+
+@contextlib.contextmanager
+def ask_lock(sweep_dir: Path, timeout_s: float = 120.0) -> Iterator[None]:
+    """One worker at a time between "which trial next" and claiming it, so that a trial just asked
+    for (RUNNING, not yet claimed) is never taken for an interrupted one by another worker."""
+    lock = Flock(Path(sweep_dir) / ASK_LOCK)
+    deadline = time.monotonic() + timeout_s
+    while not lock.try_acquire():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{Path(sweep_dir) / ASK_LOCK}: another worker has held it for {timeout_s:.0f}s")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def register_worker(sweep_dir: Path) -> Flock:
+    """This process, marked as a live worker of the sweep until it exits."""
+    lock = Flock(Path(sweep_dir) / WORKERS / f"{socket.gethostname()}-{os.getpid()}.lock")
+    lock.try_acquire()
+    return lock
+
+
+def live_workers(sweep_dir: Path) -> list[dict[str, Any]]:
+    """The workers running the sweep now ({pid, host, since}).
+
+    The files of dead workers stay: removing one could race a new worker between its open and its flock.
+    """
+    folder = Path(sweep_dir) / WORKERS
+    if not folder.is_dir():
+        return []
+    return [info for info in (holder(path) for path in sorted(folder.glob("*.lock"))) if info is not None]

@@ -1,0 +1,400 @@
+"""A sweep as given: the run every trial starts from, the params its trials vary, how they are picked
+(sampler), judged (objective) and cut short (pruner). Built from `cockpit sweep`'s options and an
+optional sweep file, checked whole before any trial starts, and kept in the sweep dir (sweep.yaml)
+so that `--resume` and `--join` run exactly the same trials.
+
+A sweep file (YAML; paths in it are relative to it):
+
+    preset: small-dataset            # or config: base.yaml; the run every trial starts from
+    set:                             # what every trial shares
+      data.path: my.jsonl
+    params:                          # what the trials vary: a list of values, or a range
+      train.learning_rate: log-uniform 1e-6..1e-4
+      train.num_train_epochs: int 5..20
+      lora.r: [8, 16, 32]
+    trials: 20
+    sampler: tpe                     # grid (lists and int ranges only), random, tpe
+    objective: eval_loss             # the default; GRPO: eval_answer_accuracy when its data has answers
+    pruner: median                   # median, hyperband, successive-halving, threshold, none; or {name: ..., options}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cockpit.sweep.space import Param, SweepError, check_item, param_from_set, param_from_yaml, set_text, yaml_text
+from engine.config import ConfigError, read_yaml
+from engine.config.layers import PATH_KEYS
+from engine.config.options import BY_NAME
+from engine.config.validate import nearest
+from engine.errors import EngineError
+
+SAMPLERS = ("grid", "random", "tpe")
+PRUNERS = ("median", "hyperband", "successive-halving", "threshold", "percentile", "none")
+MAX_GRID = 50  # a bigger grid is more GPU time than anyone means by accident: --max-trials says it is meant
+DEFAULT_SEARCH_TRIALS = 20
+FILE_KEYS = ("name", "preset", "config", "set", "params", "trials", "max_trials", "sampler", "objective", "direction",
+             "pruner", "seed", "gpus_per_trial")
+# Eval metrics each kind of run logs (the GRPO ones per reward function: eval_rewards/<name>/mean).
+SFT_METRICS = ("eval_loss", "eval_mean_token_accuracy", "eval_entropy")
+GRPO_METRICS = ("eval_answer_accuracy", "eval_format_accuracy", "eval_reward", "eval_reward_std", "eval_loss", "eval_kl",
+                "eval_entropy", "eval_completions/mean_length", "eval_completions/clipped_ratio", "eval_frac_reward_zero_std")
+_PATH_KEYS = {f"{section}.{key}" for section, key in PATH_KEYS}
+_PATH_OPTIONS = ("dataset", "eval_dataset", "model")
+
+
+@dataclass
+class SweepSpec:
+    """Everything that decides which trials run; `gpus_per_trial` only decides where."""
+
+    preset: str | None = None
+    config_file: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)  # run options by name (engine/config/options.py)
+    sets: list[str] = field(default_factory=list)  # section.key=value every trial shares
+    params: list[Param] = field(default_factory=list)
+    sampler: str | None = None
+    trials: int | None = None
+    max_trials: int | None = None
+    objective: str | None = None
+    direction: str | None = None
+    pruner: dict[str, Any] = field(default_factory=lambda: {"name": "median"})
+    seed: int = 0
+    name: str | None = None
+    gpus_per_trial: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "preset": self.preset, "config": self.config_file, "values": dict(self.values),
+            "set": list(self.sets), "params": {p.key: p.to_dict() for p in self.params}, "sampler": self.sampler,
+            "trials": self.trials, "max_trials": self.max_trials, "objective": self.objective, "direction": self.direction,
+            "pruner": dict(self.pruner), "seed": self.seed, "gpus_per_trial": self.gpus_per_trial,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepSpec:
+        return cls(
+            preset=data.get("preset"), config_file=data.get("config"), values=dict(data.get("values") or {}),
+            sets=list(data.get("set") or []), params=[Param.from_dict(k, v) for k, v in (data.get("params") or {}).items()],
+            sampler=data.get("sampler"), trials=data.get("trials"), max_trials=data.get("max_trials"),
+            objective=data.get("objective"), direction=data.get("direction"), pruner=dict(data.get("pruner") or {"name": "median"}),
+            seed=int(data.get("seed") or 0), name=data.get("name"), gpus_per_trial=int(data.get("gpus_per_trial") or 1),
+        )
+
+    def fingerprint(self) -> str:
+        """Same fingerprint, same trials: how the same command again finds the sweep it continues."""
+        data = self.to_dict()
+        data.pop("gpus_per_trial")
+        if self.config_file:
+            try:
+                data["config_text"] = hashlib.sha256(Path(self.config_file).read_bytes()).hexdigest()
+            except OSError:
+                pass
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def trial_sets(self, sampled: dict[str, Any]) -> list[str]:
+        """The --set texts of one trial: what every trial shares, then its own values (the last layer)."""
+        return list(self.sets) + [set_text(key, value) for key, value in sampled.items()]
+
+    def trial_values(self) -> dict[str, Any]:
+        values = dict(self.values)
+        if self.gpus_per_trial > 1:
+            values["gpus"] = self.gpus_per_trial
+        return values
+
+
+# ---- building a spec from a file and the command line ------------------------------------------------
+
+
+def _absolute(path: str, base: Path, only_existing: bool = False) -> str:
+    """A local path made absolute against `base`, so a worker started elsewhere (--join) finds it.
+
+    `only_existing`: a model, which may be a hub id (gpt2, owner/name) unless such a path exists here.
+    """
+    if not isinstance(path, str) or not path or path.startswith(("hf:", "builtin:")):
+        return path
+    candidate = Path(path).expanduser()
+    if candidate.is_absolute():
+        return str(candidate)
+    resolved = (base / candidate).resolve()
+    return str(resolved) if resolved.exists() or not only_existing else path
+
+
+def _absolute_set(text: str, base: Path) -> str:
+    key, _, raw = text.partition("=")
+    if key.strip() in _PATH_KEYS and raw.strip():
+        return f"{key.strip()}={_absolute(raw.strip(), base)}"
+    if key.strip() == "model.name_or_path" and raw.strip():
+        return f"{key.strip()}={_absolute(raw.strip(), base, only_existing=True)}"
+    return text
+
+
+def _file_sets(value: Any, source: str, base: Path) -> list[str]:
+    """A sweep file's `set:` (a mapping of section.key: value, or a list of section.key=value)."""
+    if value is None:
+        return []
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [_absolute_set(v, base) for v in value]
+    if not isinstance(value, dict):
+        raise SweepError(f"{source}: set: must map section.key to a value, e.g. set: {{train.weight_decay: 0.001}}")
+    out = []
+    for key, item in value.items():
+        check_item(str(key), item, f"{source}: set: {key}")
+        if str(key) in _PATH_KEYS and isinstance(item, str):
+            item = _absolute(item, base)
+        elif str(key) == "model.name_or_path" and isinstance(item, str):
+            item = _absolute(item, base, only_existing=True)
+        out.append(set_text(str(key), item))
+    return out
+
+
+def _pruner(value: Any, source: str) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise SweepError(f"{source}: pruner: give a name ({', '.join(PRUNERS)}) or {{name: threshold, upper: 2.0}}")
+    if value["name"] not in PRUNERS:
+        raise SweepError(f"{source}: unknown pruner '{value['name']}'{nearest(value['name'], list(PRUNERS))}")
+    return dict(value)
+
+
+def _count(value: Any, what: str, source: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SweepError(f"{source}: {what} must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def read_file(path: Path) -> tuple[SweepSpec, list[Param]]:
+    """A sweep file: (the spec it gives, its params); one SweepError line for anything wrong in it."""
+    source = str(path)
+    try:
+        data = read_yaml(path)
+    except ConfigError as exc:
+        raise SweepError(str(exc)) from None
+    unknown = [k for k in data if k not in FILE_KEYS]
+    if unknown:
+        raise SweepError(f"{source}: unknown key '{unknown[0]}'{nearest(str(unknown[0]), list(FILE_KEYS))}")
+    base = path.resolve().parent
+    params_raw = data.get("params") or {}
+    if not isinstance(params_raw, dict):
+        raise SweepError(f"{source}: params: must map section.key to values or a range, e.g. train.learning_rate: [1e-5, 5e-6]")
+    params = [param_from_yaml(str(k), v, source) for k, v in params_raw.items()]
+    spec = SweepSpec(
+        preset=data.get("preset"),
+        config_file=_absolute(str(data["config"]), base) if data.get("config") else None,
+        sets=_file_sets(data.get("set"), source, base),
+        sampler=data.get("sampler"),
+        trials=_count(data.get("trials"), "trials", source),
+        max_trials=_count(data.get("max_trials"), "max_trials", source),
+        objective=data.get("objective"),
+        direction=data.get("direction"),
+        pruner=_pruner(data.get("pruner", "median"), source),
+        seed=int(data.get("seed") or 0),
+        name=data.get("name"),
+        gpus_per_trial=_count(data.get("gpus_per_trial"), "gpus_per_trial", source) or 1,
+    )
+    return spec, params
+
+
+def from_command(file: Path | None, cli: dict[str, Any]) -> SweepSpec:
+    """The spec of `cockpit sweep [FILE] [options]`: the file, then the command line over it.
+
+    `cli`: preset, config_file, values (run options by name, as typed), sets (--set texts), and the
+    sweep's own options (trials, max_trials, sampler, objective, direction, pruner, seed, name,
+    gpus_per_trial), None where not given. A value list or range in a flag (--lr 1e-5,5e-6) or a
+    --set is a param; a single value is shared by every trial.
+    """
+    spec, params = read_file(file) if file is not None else (SweepSpec(), [])
+    cwd = Path.cwd()
+    if cli.get("preset"):
+        spec.preset = cli["preset"]
+    if cli.get("config_file"):
+        spec.config_file = _absolute(str(cli["config_file"]), cwd)
+    by_key = {p.key: p for p in params}
+    for name, value in (cli.get("values") or {}).items():
+        option = BY_NAME[name]
+        flag = option.flag
+        param = None
+        if isinstance(value, str) and not option.is_switch and name not in ("launcher_args", "rewards", "reward", "tag"):
+            from cockpit.sweep.space import parse_values
+
+            param = parse_values(option.key, value, f"{flag} {value}")
+        if param is not None:
+            by_key[option.key] = param
+            continue
+        if name in _PATH_OPTIONS and isinstance(value, str):
+            value = _absolute(value, cwd, only_existing=name == "model")
+        elif name == "reward":
+            value = [_absolute_reward(v, cwd) for v in value]
+        spec.values[name] = value
+    for text in cli.get("sets") or []:
+        param = param_from_set(text)
+        if param is not None:
+            by_key[param.key] = param
+        else:
+            spec.sets.append(_absolute_set(text, cwd))
+    spec.params = list(by_key.values())
+    for key in ("sampler", "objective", "direction", "name"):
+        if cli.get(key) is not None:
+            setattr(spec, key, cli[key])
+    for key in ("trials", "max_trials", "gpus_per_trial"):
+        if cli.get(key) is not None:
+            setattr(spec, key, _count(cli[key], "--" + key.replace("_", "-"), "cockpit sweep"))
+    if cli.get("seed") is not None:
+        spec.seed = int(cli["seed"])
+    if cli.get("pruner") is not None:
+        spec.pruner = _pruner(cli["pruner"], "--pruner")
+    return spec
+
+
+def _absolute_reward(spec: str, base: Path) -> str:
+    path, sep, func = str(spec).rpartition(":")
+    return f"{_absolute(path, base)}:{func}" if sep and path else spec
+
+
+# ---- checking a spec whole, before any trial starts ------------------------------------------------
+
+
+def _grid_points(params: list[Param], limit: int) -> list[dict[str, Any]]:
+    """The first `limit` points of the grid (each a key -> value mapping), in written order."""
+    import itertools
+
+    grids = [p.grid() or [] for p in params]
+    return [dict(zip([p.key for p in params], combo)) for combo in itertools.islice(itertools.product(*grids), limit)]
+
+
+def _corners(params: list[Param]) -> list[dict[str, Any]]:
+    """Configs at the lows and at the highs of every range (with the first and last of each list)."""
+    def pick(p: Param, end: int) -> Any:
+        if p.kind == "choices":
+            return p.choices[end]
+        return p.low if end == 0 else p.high
+    return [{p.key: pick(p, end) for p in params} for end in (0, -1)]
+
+
+def direction_of(metric: str) -> str | None:
+    """minimize for losses, maximize for accuracies and rewards; None when the name does not say."""
+    if "loss" in metric or metric.endswith(("kl", "clipped_ratio", "zero_std")):
+        return "minimize"
+    if ("accuracy" in metric or "reward" in metric) and "std" not in metric:
+        return "maximize"
+    return None
+
+
+def known_metrics(cfg: dict[str, Any]) -> list[str]:
+    if cfg["run"]["type"] == "grpo":
+        from engine.config import reward_weights
+
+        names = [n for n, _ in reward_weights(cfg["grpo"]["rewards"])]
+        names += [str(f).rsplit(":", 1)[-1] for f in cfg["grpo"]["reward_files"]]
+        return list(GRPO_METRICS) + [f"eval_rewards/{n}/mean" for n in names]
+    return list(SFT_METRICS)
+
+
+def _grpo_has_answers(cfg: dict[str, Any]) -> bool:
+    """Whether every eval prompt has a ground truth (only then does GRPO log eval_answer_accuracy)."""
+    from engine.data import prompts
+
+    evals = prompts.load(cfg).eval
+    return bool(evals) and all(row.get("answer") for row in evals)
+
+
+def resolve(spec: SweepSpec, visible_gpus: int) -> dict[str, Any]:
+    """Check the whole sweep and fill in what was left to defaults; returns the base run's config.
+
+    Raises SweepError (one line) for: nothing to sweep, a key both swept and shared, a grid over
+    ranges or bigger than MAX_GRID without --max-trials, a trial config that does not resolve, data
+    a run would refuse, an objective no trial would log, a pruner or sampler Optuna does not have,
+    more GPUs per trial than are visible.
+    """
+    from cockpit import launch
+
+    if not spec.params:
+        raise SweepError("nothing to sweep: give a key several values (--set train.learning_rate=1e-5,5e-6), a range "
+                         "(--set 'train.learning_rate=log-uniform 1e-6..1e-4') or a sweep file with params:")
+    if spec.preset is None and spec.config_file is None and not spec.values.get("dataset"):
+        raise SweepError("nothing to train: give --preset NAME (see `cockpit presets list`), --config FILE or --dataset PATH")
+    shared = {t.split("=", 1)[0].strip() for t in spec.sets}
+    shared |= {BY_NAME[n].key for n in spec.values}
+    for param in spec.params:
+        if param.key in shared:
+            raise SweepError(f"{param.key} is both swept ({param.describe()}) and given one value; drop one of them")
+    if spec.sampler is None:
+        spec.sampler = "grid" if all(p.grid() is not None for p in spec.params) else "tpe"
+    if spec.sampler not in SAMPLERS:
+        raise SweepError(f"unknown sampler '{spec.sampler}'{nearest(spec.sampler, list(SAMPLERS))}")
+    cap = spec.trials or spec.max_trials
+    if spec.sampler == "grid":
+        ranged = [p for p in spec.params if p.grid() is None]
+        if ranged:
+            p = ranged[0]
+            raise SweepError(f"{p.key} is a range ({p.describe()}); a grid needs values: list them "
+                             f"({p.key}=a,b,c) or use --sampler random or --sampler tpe with --trials N")
+        from cockpit.sweep.space import grid_size
+
+        size = grid_size(spec.params) or 0
+        if cap is None and size > MAX_GRID:
+            shape = " x ".join(str(len(p.grid() or [])) for p in spec.params)
+            raise SweepError(f"the grid has {size} trials ({shape}), more than {MAX_GRID}; give --max-trials {size} to run "
+                             f"them all (or --max-trials N for N of them), or fewer values")
+        spec.trials = min(size, cap) if cap else size
+        points = _grid_points(spec.params, spec.trials)
+    else:
+        spec.trials = cap or DEFAULT_SEARCH_TRIALS
+        points = _corners(spec.params)
+    if visible_gpus and spec.gpus_per_trial > visible_gpus:  # on a CPU machine, K processes talking over gloo
+        raise SweepError(f"--gpus-per-trial {spec.gpus_per_trial} but {visible_gpus} GPU(s) are visible; "
+                         f"use --gpus-per-trial {max(visible_gpus, 1)} (or set CUDA_VISIBLE_DEVICES)")
+    try:
+        base = launch.build_config(spec.preset, Path(spec.config_file) if spec.config_file else None, spec.trial_values(), spec.sets)
+        configs = [launch.build_config(spec.preset, Path(spec.config_file) if spec.config_file else None,
+                                       spec.trial_values(), spec.trial_sets(point)) for point in points]
+    except EngineError as exc:
+        raise SweepError(str(exc)) from None
+    _check_objective(spec, base, configs)
+    try:
+        launch.check_data(base)
+    except EngineError as exc:
+        raise SweepError(str(exc)) from None
+    if spec.objective == "eval_answer_accuracy" and not _grpo_has_answers(base):
+        raise SweepError("objective eval_answer_accuracy: no eval prompt has a ground truth, so no trial would log it; "
+                         "use --objective eval_reward, or give the answers (grpo.answer_field)")
+    from cockpit.sweep.study import check_pruner
+
+    check_pruner(spec.pruner)
+    return base
+
+
+def _check_objective(spec: SweepSpec, base: dict[str, Any], configs: list[dict[str, Any]]) -> None:
+    """The objective is an eval metric every trial logs, with a direction."""
+    grpo = base["run"]["type"] == "grpo"
+    if spec.objective is None:
+        spec.objective = "eval_answer_accuracy" if grpo and _grpo_has_answers(base) else ("eval_reward" if grpo else "eval_loss")
+    known = known_metrics(base)
+    if spec.objective not in known and not (grpo and spec.objective.startswith("eval_rewards/")):
+        raise SweepError(f"objective '{spec.objective}': no trial logs it{nearest(spec.objective, known)} "
+                         f"({base['run']['type'].upper()} runs log {', '.join(known[:6])}, ...)")
+    for cfg in configs:
+        if cfg["train"]["eval_strategy"] == "no":
+            raise SweepError(f"objective {spec.objective}: the trials never evaluate (train.eval_strategy=no), so none would "
+                             "log it; set train.eval_strategy=steps (and --eval-steps N)")
+    if spec.direction is None:
+        spec.direction = direction_of(spec.objective)
+    if spec.direction not in ("minimize", "maximize"):
+        raise SweepError(f"objective {spec.objective}: say whether lower or higher is better: --direction minimize or "
+                         "--direction maximize")
+
+
+def describe(spec: SweepSpec) -> str:
+    """One line: what the sweep varies and how."""
+    params = "; ".join(f"{p.key}: {p.describe()}" for p in spec.params)
+    return (f"{spec.trials} trials ({spec.sampler}) over {params}; objective {spec.objective} ({spec.direction}), "
+            f"pruner {spec.pruner.get('name')}")
+
+
+__all__ = ["SweepSpec", "SweepError", "from_command", "read_file", "resolve", "describe", "direction_of", "yaml_text"]
