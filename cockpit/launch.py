@@ -2,6 +2,7 @@
 
 request (options by the names of the one options table, presets, config files, --set)
   -> config resolved and validated (engine.config)
+  -> what the engine would refuse only after the model loads: trackers, `trl:` keys, precision
   -> the data read and linted once (a blocking finding refuses, with its code and fix)
   -> launch checks (the distributed strategy, GPUs against the visible ones)
   -> a resumed run: the run dir is a run, no engine holds it, its config still loads
@@ -106,6 +107,13 @@ def check_data(cfg: dict[str, Any]) -> tuple[list[str], list[Any]]:
     return list(load_data(cfg).warnings), reports
 
 
+def check_trackers(cfg: dict[str, Any]) -> None:
+    """train.report_to: names transformers knows, their packages installed (ConfigError, one line)."""
+    from engine.config import trackers
+
+    trackers.check(cfg["train"]["report_to"])
+
+
 def check_launch(cfg: dict[str, Any]) -> list[str]:
     """Refuse a multi-process launch that cannot start (EngineError kind config); notes to print otherwise."""
     from engine.train import distributed
@@ -182,6 +190,7 @@ def prepare(request: Request) -> Prepared:
     else:
         cfg = build_config(request.preset, request.config_file, request.values, request.sets)
         prepared = Prepared(cfg, request)
+    check_trackers(cfg)
     prepared.warnings, prepared.reports = check_data(cfg)
     prepared.notes = check_launch(cfg)
     check_disk(cfg, prepared.run_dir or Path(request.output_dir or cfg["run"]["runs_dir"]))

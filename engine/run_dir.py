@@ -28,6 +28,7 @@ BEST_INFO = "cockpit_best.json"  # in best/: its step and metric
 COMPLETE = "cockpit_complete.json"  # in a checkpoint: written last, after its files are synced
 SKIPPED = "skipped"  # incomplete checkpoints are moved here, never deleted
 EPOCH_PREFIX = "epoch_"  # epoch_N/: the model after epoch N (train.epoch_models)
+TENSORBOARD = "tensorboard"  # TensorBoard's event files (train.report_to tensorboard)
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
 

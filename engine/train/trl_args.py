@@ -14,8 +14,10 @@ from engine.errors import EngineError
 
 def shared_kwargs(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: bool) -> dict[str, Any]:
     """TrainingArguments fields that SFT and GRPO set the same way from the `train` section."""
+    from engine.config import trackers
     from engine.train import distributed
 
+    trackers.set_log_dirs(run_dir)
     t = cfg["train"]
     return {
         "output_dir": str(run_dir / names.CHECKPOINTS),
@@ -112,6 +114,12 @@ def check_train(cfg: dict[str, Any]) -> None:
     except config_mod.ConfigError as exc:
         raise EngineError("config", str(exc)) from None
     check_optim(cfg["train"]["optim"])
+    from engine.config import trackers
+
+    try:
+        trackers.check(cfg["train"]["report_to"])
+    except config_mod.ConfigError as exc:
+        raise EngineError("config", str(exc), key=exc.key) from None
 
 
 def build(config_cls: type, kwargs: dict[str, Any], passthrough: dict[str, Any]) -> Any:
