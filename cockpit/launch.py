@@ -114,6 +114,18 @@ def check_trackers(cfg: dict[str, Any]) -> None:
     trackers.check(cfg["train"]["report_to"])
 
 
+def check_trl_keys(cfg: dict[str, Any]) -> None:
+    """`trl:` keys are fields of the TRL config class they go to (EngineError naming the nearest one).
+
+    trl is imported only when there are such keys: a few seconds, instead of after the model has loaded.
+    """
+    if not cfg.get("trl"):
+        return
+    from engine.train import trl_args
+
+    trl_args.check_passthrough(trl_args.config_class(cfg["run"]["type"]), cfg["trl"])
+
+
 def check_launch(cfg: dict[str, Any]) -> list[str]:
     """Refuse a multi-process launch that cannot start (EngineError kind config); notes to print otherwise."""
     from engine.train import distributed
@@ -191,6 +203,7 @@ def prepare(request: Request) -> Prepared:
         cfg = build_config(request.preset, request.config_file, request.values, request.sets)
         prepared = Prepared(cfg, request)
     check_trackers(cfg)
+    check_trl_keys(cfg)
     prepared.warnings, prepared.reports = check_data(cfg)
     prepared.notes = check_launch(cfg)
     check_disk(cfg, prepared.run_dir or Path(request.output_dir or cfg["run"]["runs_dir"]))

@@ -122,16 +122,32 @@ def check_train(cfg: dict[str, Any]) -> None:
         raise EngineError("config", str(exc), key=exc.key) from None
 
 
-def build(config_cls: type, kwargs: dict[str, Any], passthrough: dict[str, Any]) -> Any:
-    """`config_cls(**kwargs)` with the `trl:` keys layered on; unknown keys and TRL's refusals are config errors."""
+def config_class(run_type: str) -> type:
+    """The TRL config class a run's `trl:` keys go to (imports trl: seconds)."""
+    if run_type == "grpo":
+        from trl import GRPOConfig
+
+        return GRPOConfig
+    from trl import SFTConfig
+
+    return SFTConfig
+
+
+def check_passthrough(config_cls: type, passthrough: dict[str, Any]) -> None:
+    """Every `trl:` key is a field of `config_cls`; an unknown one is refused with the nearest field."""
     known = {f.name for f in dataclasses.fields(config_cls)}
-    kwargs = dict(kwargs)
-    for key, value in (passthrough or {}).items():
+    for key in passthrough or {}:
         if key not in known:
             near = difflib.get_close_matches(key, sorted(known), n=1)
             hint = f"; did you mean 'trl.{near[0]}'?" if near else ""
-            raise EngineError("config", f"unknown TRL option 'trl.{key}' (not a field of trl.{config_cls.__name__}){hint}")
-        kwargs[key] = value
+            raise EngineError("config", f"unknown TRL option 'trl.{key}' (not a field of trl.{config_cls.__name__}){hint}",
+                              code="unknown_key", key=f"trl.{key}")
+
+
+def build(config_cls: type, kwargs: dict[str, Any], passthrough: dict[str, Any]) -> Any:
+    """`config_cls(**kwargs)` with the `trl:` keys layered on; unknown keys and TRL's refusals are config errors."""
+    check_passthrough(config_cls, passthrough)
+    kwargs = {**kwargs, **(passthrough or {})}
     try:
         return config_cls(**kwargs)
     except (ValueError, TypeError) as exc:
