@@ -126,6 +126,15 @@ def check_trl_keys(cfg: dict[str, Any]) -> None:
     trl_args.check_passthrough(trl_args.config_class(cfg["run"]["type"]), cfg["trl"])
 
 
+def check_precision(cfg: dict[str, Any]) -> None:
+    """--bf16/--fp16 on GPUs that have them (EngineError in the cockpit's words, before TRL's)."""
+    from engine.memory.gpu import precision_problem, visible_gpus
+
+    problem = precision_problem(cfg["model"]["dtype"], visible_gpus())
+    if problem:
+        raise EngineError("config", problem, code="precision", key="model.dtype", overrides={"model.dtype": "auto"})
+
+
 def check_launch(cfg: dict[str, Any]) -> list[str]:
     """Refuse a multi-process launch that cannot start (EngineError kind config); notes to print otherwise."""
     from engine.train import distributed
@@ -204,6 +213,7 @@ def prepare(request: Request) -> Prepared:
         prepared = Prepared(cfg, request)
     check_trackers(cfg)
     check_trl_keys(cfg)
+    check_precision(cfg)
     prepared.warnings, prepared.reports = check_data(cfg)
     prepared.notes = check_launch(cfg)
     check_disk(cfg, prepared.run_dir or Path(request.output_dir or cfg["run"]["runs_dir"]))

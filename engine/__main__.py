@@ -175,8 +175,9 @@ def _train(args: argparse.Namespace, run_dir: Path) -> int:
         checkpoint = str(_resume_from(run_dir, events, args.partial)) if args.resume else None
         precision = gpu.pick_precision(cfg["model"]["dtype"])
         devices = gpu.devices()
-        if precision == "fp16" and not devices:
-            raise EngineError("config", "fp16 needs a CUDA GPU; on this machine use --set model.dtype=auto (float32)")
+        problem = gpu.precision_problem(cfg["model"]["dtype"], devices)
+        if problem:
+            raise EngineError("config", problem, code="precision", key="model.dtype", overrides={"model.dtype": "auto"})
         if devices:
             events.emit("status", phase="loading model", message=f"{len(devices)} GPU(s), {precision}", devices=devices)
         if cfg["run"]["type"] == "sft":

@@ -187,6 +187,7 @@ def devices() -> list[dict[str, Any]]:
             "index": i,
             "name": torch.cuda.get_device_name(i),
             "total_mb": round(torch.cuda.get_device_properties(i).total_memory / 2**20, 1),
+            "bf16": torch.cuda.get_device_capability(i)[0] >= 8,  # Ampere and later
         }
         for i in range(torch.cuda.device_count())
     ]
@@ -201,6 +202,21 @@ def pick_precision(requested: str) -> str:
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "fp32"
+
+
+def precision_problem(requested: str, gpus: list[dict[str, Any]]) -> str | None:
+    """Why model.dtype cannot train on these GPUs (each {name, bf16}; [] on a CPU), in one line with the
+    fix, or None. The engine asks with torch's devices, the cockpit with NVML's before anything starts."""
+    if requested == "bf16" and not gpus:
+        return ("model.dtype bf16 (--bf16) needs a CUDA GPU, and this machine has none: the CPU trains in float32; "
+                "drop --bf16 (or --set model.dtype=auto)")
+    if requested == "bf16" and not all(g.get("bf16", True) for g in gpus):
+        name = next(g.get("name", "this GPU") for g in gpus if not g.get("bf16", True))
+        return f"model.dtype bf16 (--bf16): {name} has no bf16 (Ampere and later have it); use --fp16, or drop --bf16"
+    if requested == "fp16" and not gpus:
+        return ("model.dtype fp16 (--fp16) needs a CUDA GPU, and this machine has none: the CPU trains in float32; "
+                "drop --fp16 (or --set model.dtype=auto)")
+    return None
 
 
 def visible_gpus() -> list[dict[str, Any]]:
