@@ -22,6 +22,11 @@ def digit_share(prompts, completions, **kwargs) -> list[float]:
 
 
 def brevity(prompts, completions, **kwargs) -> list[float]:
-    """1.0 for a completion of at most 2 visible characters, falling to 0 at 20: answer, then stop."""
-    return [max(0.0, min(1.0, (20 - len(_text(c).strip())) / 18)) for c in completions]
+    """1.0 for a reply of 1 or 2 visible characters, falling to 0 at 20: answer, then stop. An empty
+    reply scores 0 (saying nothing is not an answer)."""
+    out = []
+    for c in completions:
+        n = len(_text(c).strip())
+        out.append(0.0 if n == 0 else max(0.0, min(1.0, (20 - n) / 18)))
+    return out
 

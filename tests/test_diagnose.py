@@ -377,7 +377,9 @@ def test_completions_clipped():
     found = codes(grpo_run(completions__clipped_ratio=0.95, completions__mean_length=250.0))["completions-clipped"]
     assert found.severity == "red" and found.overrides == {"grpo.max_completion_length": 512}
     assert "--max-completion-length 512" in found.fix
-    assert "completions-clipped" not in codes(grpo_run(completions__clipped_ratio=0.5))
+    half = codes(grpo_run(completions__clipped_ratio=0.5))["completions-clipped"]  # a third cut is already a problem
+    assert half.severity == "amber" and half.title == "Many completions clipped at max length"
+    assert "completions-clipped" not in codes(grpo_run(completions__clipped_ratio=0.2))
 
 
 def test_reward_flat():

@@ -52,7 +52,7 @@ EXPECTED: dict[str, tuple[int, set[str] | None]] = {
     "keanuspies__lyric-generator-llm__1.json": (1, {"divergence"}),
     "poludmik__qlora-fine-tune__1.json": (1, {"divergence", "too-few-steps"}),
     "shaiiikh__Math-Riddle-Factory__1.json": (0, {"too-few-steps"}),
-    "srinath-manda__IITD_Feb26_AAIPL__1.json": (1, {"completions-clipped"}),
+    "srinath-manda__IITD_Feb26_AAIPL__1.json": (1, {"completions-clipped", "reward-plateau"}),
     "tasfiahmrinmoyee__Gemma3-1B-Instruct-outputs__1.json": (0, set()),
 }
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from cockpit.diagnose import causes, rules_data, rules_grpo, rules_run, rules_sft
+from cockpit.diagnose import causes, fit_check, rules_data, rules_eval, rules_grpo, rules_grpo_trend, rules_run, rules_sft
 from cockpit.diagnose.finding import Finding, severity_rank, sort_findings
 from cockpit.state import RunState
 
@@ -43,14 +43,22 @@ RULES: tuple[Rule, ...] = (
     _rule(rules_sft.loss_spike, "metrics"),
     _rule(rules_sft.grad_spike, "metrics"),
     _rule(rules_sft.lr_zero, "metrics"),
-    _rule(rules_sft.overfitting, "eval"),
+    _rule(rules_eval.overfitting, "eval", "run_finished"),
+    _rule(rules_eval.eval_small, "status", "dataset"),
     _rule(rules_sft.plateau, "metrics", "eval", slow=True),
-    _rule(rules_sft.memorization, "metrics", "eval", slow=True),
+    _rule(rules_eval.memorization, "metrics", "eval", slow=True),
+    _rule(rules_grpo.reward_check, "reward_check", "error"),
     _rule(rules_grpo.reward_zero_std, "metrics", grpo=True),
     _rule(rules_grpo.completions_clipped, "metrics", grpo=True),
-    _rule(rules_grpo.kl_blowup, "metrics", grpo=True),
-    _rule(rules_grpo.entropy_collapse, "metrics", grpo=True),
-    _rule(rules_grpo.reward_flat, "metrics", slow=True, grpo=True),
+    _rule(rules_grpo_trend.kl_blowup, "metrics", grpo=True),
+    _rule(rules_grpo_trend.entropy_collapse, "metrics", grpo=True),
+    _rule(rules_grpo_trend.reward_flat, "metrics", slow=True, grpo=True),
+    _rule(rules_grpo_trend.reward_plateau, "metrics", slow=True, grpo=True),
+    _rule(rules_grpo_trend.reward_hacking, "eval", "metrics", slow=True, grpo=True),
+    _rule(rules_grpo_trend.length_pathology, "metrics", slow=True, grpo=True),
+    _rule(rules_grpo_trend.clip_saturation, "metrics", grpo=True),
+    _rule(rules_grpo_trend.reward_dominated, "metrics", slow=True, grpo=True),
+    _rule(rules_grpo_trend.kl_drift, "metrics", slow=True, grpo=True),
 )
 
 
@@ -77,6 +85,7 @@ class Diagnoser:
         self.state = state if state is not None else RunState()
         self._memos: dict[RuleFn, dict[str, Any]] = {r.fn: {} for r in RULES}
         self._by_code: dict[str, Finding] = {}
+        self._fitted: dict[tuple[str, str, str], tuple[dict[str, Any], str, Any]] = {}
 
     @property
     def findings(self) -> list[Finding]:
@@ -133,8 +142,23 @@ class Diagnoser:
                 finding.updated_step = self.state.step
                 changed.append(finding)
 
+    def _fit(self, found: Finding) -> None:
+        """A fix that raises memory is checked against the estimate once per distinct fix (fit_check)."""
+        if not fit_check.MEMORY_KEYS & found.overrides.keys():
+            return
+        key = (found.code, repr(sorted(found.overrides.items())), found.fix)
+        done = self._fitted.get(key)
+        if done is None:
+            fit_check.check(found, self.state)
+            done = self._fitted[key] = (dict(found.overrides), found.fix, found.evidence.get("fit"))
+        found.overrides, found.fix = dict(done[0]), done[1]
+        if done[2] is not None:
+            found.evidence["fit"] = done[2]
+
     def _merge(self, found: Finding, due: bool) -> Finding | None:
         step = self.state.step
+        if found is not self._by_code.get(found.code):
+            self._fit(found)
         cause = causes.cause_of(found, self._by_code)
         if cause is not None:
             causes.point_to(found, cause)

@@ -34,6 +34,7 @@ CLAIMED_ERRORS = {
     "nan_weights": "loss-nan",  # the NaN guard stopped the run (engine/train/nan_guard.py)
     "nan_loss": "loss-nan",
     "nan_gradients": "loss-nan",
+    "no_reward_signal": "reward-check",  # GRPO's reward check refused to train (engine/train/reward_check.py)
 }
 _TOKEN_CODES = ("completion_lost", "truncated", "too_long_dropped")
 _SEVERITY = {"error": "red", "warning": "amber", "info": "info"}

@@ -3,11 +3,11 @@ policy still exploring. Levels are medians of the last 5 logs, judged after the 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from cockpit.diagnose.finding import Finding
 from cockpit.diagnose.fixes import clean, flags, num
+from cockpit.diagnose.rules_data import claimed
 from cockpit.state import WARMUP_LOGS, RunState
 
 # reward-zero-std: 80% of groups with identical rewards (TRL logs frac_reward_zero_std) over the
@@ -15,23 +15,16 @@ from cockpit.state import WARMUP_LOGS, RunState
 ZERO_STD_FRAC = 0.8
 ZERO_STD_ABS = 0.01
 ZERO_STD_LOGS = 10
-# completions-clipped: more than 80% of completions stop at max_completion_length; without
-# clipped_ratio, a mean length within 2% of the maximum.
+# reward-zero-std at the top reward after the mean reward rose by half of it: solved (info), not stuck.
+SOLVED_GAIN = 0.5
+# A share logged as 1.0 on every log (99.9%: float noise) is certain, not a trend: judged from log 1.
+CERTAIN = 0.999
+# completions-clipped: red when more than 80% of completions stop at max_completion_length (the
+# rewards judge cut-off answers), amber from a third (the long tail of answers is already lost);
+# without clipped_ratio, a mean length within 2% of the maximum.
 CLIPPED_RATIO = 0.8
+CLIPPED_AMBER = 1 / 3
 CLIPPED_LENGTH = 0.98
-# reward-flat: after 20 logs (and 20% of the planned steps) the mean reward of the latest quarter of
-# logs is not above the first quarter's by 2 standard errors, nor by 5% of its size.
-FLAT_MIN_LOGS = 20
-FLAT_MIN_SHARE = 0.2
-FLAT_SE = 2.0
-FLAT_REL = 0.05
-# kl-blowup: the KL level above 1 nat is far from the reference model (healthy runs stay near
-# 0.01-0.1); red above 10.
-KL_AMBER = 1.0
-KL_RED = 10.0
-# entropy-collapse: token entropy level under 0.1 nat and under a quarter of where it started.
-ENTROPY_FLOOR = 0.1
-ENTROPY_DROP = 0.25
 
 
 def _ready(state: RunState, key: str) -> bool:
@@ -45,22 +38,61 @@ def _grpo(state: RunState, key: str, default: Any = None) -> Any:
     return value if value is not None else state.cfg(f"trl.{key}", default)
 
 
+def _every_log(state: RunState, key: str, at_least: float = CERTAIN) -> bool:
+    """Every log so far has `key` at `at_least` or above (a certain signal needs no warm-up)."""
+    series = state.series.get(key)
+    return series is not None and len(series) >= 1 and series.lo is not None and series.lo >= at_least
+
+
+def _which_way(state: RunState) -> tuple[str, str]:
+    """Whether the identical rewards are the best or the worst seen: too easy or too hard.
+
+    From the latest generations' zero-spread groups against every completion total seen; with one
+    value only, a total at or below 0 reads as every completion failing."""
+    zero, lo, hi = state.zero_std_groups, state.group_lo, state.group_hi
+    if zero and lo is not None and hi is not None:
+        if hi - lo > 1e-9:
+            top = sum(1 for v in zero if v >= hi - 1e-9)
+            bottom = sum(1 for v in zero if v <= lo + 1e-9)
+            if bottom >= top and bottom:
+                return "all_wrong", f"{bottom} of {len(zero)} identical groups score the lowest reward seen ({num(lo)})"
+            if top:
+                return "all_correct", f"{top} of {len(zero)} identical groups score the highest reward seen ({num(hi)})"
+        elif lo <= 0:
+            return "all_wrong", f"every completion scores {num(lo)}"
+    level = state.level_of("reward")
+    if level is not None and level <= 0 and (state.series["reward"].hi or 0) <= 0:
+        return "all_wrong", f"the mean reward never rose above {num(state.series['reward'].hi)}"
+    return "unknown", ""
+
+
 def reward_zero_std(state: RunState, memo: dict[str, Any]) -> Finding | None:
-    """Most groups get identical rewards: their advantages are 0, so they teach nothing."""
+    """Most groups get identical rewards: their advantages are 0, so they teach nothing. Certain from
+    the first log when every group of every log is identical and nothing moves (no clip room, no gradient)."""
     key = "frac_reward_zero_std" if "frac_reward_zero_std" in state.series else "reward_std_zero"
     series = state.series.get(key)
-    if memo.get("finding") is not None or series is None or len(series) < max(ZERO_STD_LOGS, WARMUP_LOGS + 1):
+    if memo.get("finding") is not None or series is None:
         return memo.get("finding")
     n = len(series)
-    share = series.mean(n - ZERO_STD_LOGS, n)
-    if share < ZERO_STD_FRAC:
-        return None
-    text = f"{num(100 * share, 2)}% of groups got identical rewards over the last {ZERO_STD_LOGS} logs"
-    if key == "reward_std_zero":
-        text = f"reward_std <= {ZERO_STD_ABS} on {num(100 * share, 2)}% of the last {ZERO_STD_LOGS} logs"
-    evidence = {"share_zero_std": share, "logs": ZERO_STD_LOGS, "source": key}
-    if memo.get("finding") is not None:
-        return memo["finding"]
+    stuck = _every_log(state, "completions/clipped_ratio") or (state.grad_seen > 0 and state.grad_zero == state.grad_seen)
+    certain = key == "frac_reward_zero_std" and _every_log(state, key) and stuck
+    if certain:
+        share = 1.0
+        text = "every group got identical rewards " + ("on the first log" if n == 1 else f"on all {n} logs")
+    else:
+        if n < max(ZERO_STD_LOGS, WARMUP_LOGS + 1):
+            return None
+        share = series.mean(n - ZERO_STD_LOGS, n)
+        if share < ZERO_STD_FRAC:
+            return None
+        text = f"{num(100 * share, 2)}% of groups got identical rewards over the last {ZERO_STD_LOGS} logs"
+        if key == "reward_std_zero":
+            text = f"reward_std <= {ZERO_STD_ABS} on {num(100 * share, 2)}% of the last {ZERO_STD_LOGS} logs"
+    way, why = _which_way(state)
+    evidence = {"share_zero_std": share, "logs": n if certain else ZERO_STD_LOGS, "source": key, "groups": way,
+                "reward": state.level_of("reward"), "certain": certain}
+    if why:
+        text += f"; {why}"
     generations = _grpo(state, "num_generations")
     overrides: dict[str, Any] = {}
     if isinstance(generations, int) and generations > 0:
@@ -68,33 +100,60 @@ def reward_zero_std(state: RunState, memo: dict[str, Any]) -> Finding | None:
     temperature = _grpo(state, "temperature")
     if isinstance(temperature, (int, float)) and temperature < 1.0:
         overrides["grpo.temperature"] = 1.0
-    fix = ("the task is too hard or too easy for the model, or the reward is too coarse: give partial credit, "
-           "pick prompts it sometimes solves" + (f", or sample more varied groups: {flags(overrides)}" if overrides else ""))
-    evidence["reward"] = state.level_of("reward")
+    more = f"; sample more varied groups: {flags(overrides)}" if overrides else ""
+    if way == "all_wrong":
+        fix = ("every completion fails alike: the task is too hard for the model or the reward never fires; give "
+               "partial credit (a format reward), easier prompts, or a short SFT first" + more)
+    elif way == "all_correct":
+        overrides = {}
+        fix = "every completion succeeds alike: the prompts are too easy; drop the solved ones or use harder prompts"
+        reward = state.series.get("reward")
+        learned = reward is not None and state.firsts.get("reward") is not None and reward.hi is not None and (
+            reward.hi - state.firsts["reward"] >= SOLVED_GAIN * max(abs(reward.hi), 1e-9))
+        if learned:  # it got there by learning: the task is solved, the run has done its job
+            evidence["solved"] = True
+            finding = Finding("reward-zero-std", "info", "Solved: every completion gets the top reward", state.step, clean(evidence),
+                              text + f"; the mean reward rose from {num(state.firsts['reward'])}",
+                              "the model solves these prompts: stop here (the last checkpoint is the result), or go on with harder prompts", {})
+            memo["finding"] = finding
+            return finding
+    else:
+        fix = ("the task is too hard or too easy for the model, or the reward is too coarse: give partial credit, "
+               "pick prompts it sometimes solves" + more)
     finding = Finding("reward-zero-std", "red", "No learning signal: identical rewards", state.step, clean(evidence), text, fix, overrides)
     memo["finding"] = finding
     return finding
 
 
 def completions_clipped(state: RunState, memo: dict[str, Any]) -> Finding | None:
-    """Most completions hit max_completion_length: rewards judge cut-off answers."""
-    if memo.get("finding") is not None:
+    """Completions hit max_completion_length: rewards judge cut-off answers. Red when most are cut
+    (from the first log when all of them are), amber from a third."""
+    if memo.get("severity") == "red":
         return memo["finding"]
     limit = _grpo(state, "max_completion_length")
-    if _ready(state, "completions/clipped_ratio"):
+    if _every_log(state, "completions/clipped_ratio"):
+        level = 1.0
+        logs = len(state.series["completions/clipped_ratio"])
+        text = "every completion stops at max_completion_length " + ("on the first log" if logs == 1 else f"on all {logs} logs")
+        evidence: dict[str, Any] = {"clipped_ratio": level, "certain": True}
+    elif _ready(state, "completions/clipped_ratio"):
         level = state.level_of("completions/clipped_ratio")
-        if level is None or level <= CLIPPED_RATIO:
-            return None
+        if level is None or level < CLIPPED_AMBER:
+            return memo.get("finding")
         text = f"{num(100 * level, 2)}% of completions stop at max_completion_length"
-        evidence: dict[str, Any] = {"clipped_ratio": level}
+        evidence = {"clipped_ratio": level}
     elif _ready(state, "completions/mean_length") and isinstance(limit, (int, float)) and limit > 0:
         level = state.level_of("completions/mean_length")
         if level is None or level < CLIPPED_LENGTH * limit:
-            return None
+            return memo.get("finding")
         text = f"mean completion length {num(level)} of max_completion_length {limit}"
         evidence = {"mean_length": level}
+        level = 1.0
     else:
-        return None
+        return memo.get("finding")
+    severity = "red" if level > CLIPPED_RATIO else "amber"
+    if memo.get("severity") == severity:
+        return memo["finding"]
     mean_length = state.level_of("completions/mean_length")
     if not isinstance(limit, (int, float)) or limit <= 0:
         limit = state.level_of("completions/max_length")
@@ -106,78 +165,46 @@ def completions_clipped(state: RunState, memo: dict[str, Any]) -> Finding | None
     fix = ("let completions finish" + (f": {flags(overrides)}" if overrides else ": raise grpo.max_completion_length")
            + "; or reward concise answers and ask for them in the prompt")
     evidence.update(mean_length=mean_length, max_completion_length=limit)
-    finding = Finding("completions-clipped", "red", "Completions clipped at max length", state.step, clean(evidence), text, fix, overrides)
-    memo["finding"] = finding
+    title = "Completions clipped at max length" if severity == "red" else "Many completions clipped at max length"
+    finding = Finding("completions-clipped", severity, title, state.step, clean(evidence), text, fix, overrides)
+    memo.update(finding=finding, severity=severity)
     return finding
 
 
-def reward_flat(state: RunState, memo: dict[str, Any]) -> Finding | None:
-    """Rewards not improving: the latest quarter of logs is no better than the first."""
-    series = state.series.get("reward")
-    if state.kind != "grpo" or series is None or len(series) < FLAT_MIN_LOGS:
-        return memo.get("finding")
-    total = state.total_steps
-    if total and series.last_step < FLAT_MIN_SHARE * total:
-        return memo.get("finding")
-    n = len(series)
-    block = max(5, n // 4)
-    first, last = series.mean(0, block), series.mean(n - block, n)
-    se = math.sqrt(series.var(0, block) / block + series.var(n - block, n) / block)
-    gain = last - first
-    if gain > FLAT_SE * se or gain > FLAT_REL * abs(first) and gain > 0:
-        return memo.get("finding")
-    overrides: dict[str, Any] = {}
-    lr = state.lr
-    if lr and lr < 5e-6:
-        overrides["train.learning_rate"] = float(f"{lr * 5:.1g}")  # GRPO with LoRA usually runs at 5e-6 to 1e-5
-    fix = ("check the reward functions on real completions (the generations panel), then"
-           + (f" raise the learning rate: {flags(overrides)}" if overrides else " raise --lr or the number of generations per prompt"))
-    evidence = clean({"first": first, "last": last, "gain": gain, "stderr": se, "logs": n, "learning_rate": lr})
-    text = f"mean reward {num(first)} over the first {block} logs, {num(last)} over the last {block} (step {series.last_step})"
-    finding = Finding("reward-flat", "amber", "Rewards are not improving", series.last_step, evidence, text, fix, overrides)
-    memo["finding"] = finding
-    return finding
-
-
-def kl_blowup(state: RunState, memo: dict[str, Any]) -> Finding | None:
-    """KL to the reference model growing large: the policy drifts away (reward hacking, collapse)."""
-    if not _ready(state, "kl"):
-        return memo.get("finding")
-    level = state.level_of("kl")
-    if level is None or level < KL_AMBER:
-        return memo.get("finding")
-    severity = "red" if level >= KL_RED else "amber"
-    previous = memo.get("finding")
-    if previous is not None and (previous.severity == severity or previous.severity == "red") and level <= memo["peak"] * 2:
-        return previous
-    memo["peak"] = level
-    beta = _grpo(state, "beta")
-    overrides: dict[str, Any] = {}
-    overrides["grpo.beta"] = max(0.04, 2 * beta) if isinstance(beta, (int, float)) else 0.04
-    if state.lr:
-        overrides["train.learning_rate"] = float(f"{state.lr / 2:.1g}")
-    fix = f"hold the policy closer to the reference and step more gently: {flags(overrides)}"
-    text = f"KL {num(level)} at step {state.step} (median of the last 5 logs)"
-    finding = Finding("kl-blowup", severity, "KL divergence growing large", state.step,
-                      clean({"kl": level, "beta": beta}), text, fix, overrides)
-    memo["finding"] = finding
-    return finding
-
-
-def entropy_collapse(state: RunState, memo: dict[str, Any]) -> Finding | None:
-    """Token entropy near zero: the policy samples the same completion every time, exploration is over."""
-    if memo.get("finding") is not None or not _ready(state, "entropy"):
-        return memo.get("finding")
-    level, start = state.level_of("entropy"), state.firsts.get("entropy")
-    if level is None or start is None or level >= ENTROPY_FLOOR or level >= ENTROPY_DROP * start:
+def reward_check(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """The groups sampled before training (engine/train/reward_check.py): no spread, every completion
+    clipped, or a reward function that scores every completion alike. Raised before step 1."""
+    if memo.get("finding") is not None:
+        return memo["finding"]
+    check = state.reward_check
+    refused = claimed(state, "reward-check")
+    if refused is not None and check is None:
+        check = (refused.get("data") or {}) if isinstance(refused.get("data"), dict) else {}
+    if not check or not check.get("problems"):
         return None
-    temperature = _grpo(state, "temperature")
-    overrides: dict[str, Any] = {"grpo.temperature": round(max(1.0, (temperature or 1.0) + 0.2), 2)}
-    if state.lr:
-        overrides["train.learning_rate"] = float(f"{state.lr / 2:.1g}")
-    fix = f"sample more freely and update more gently: {flags(overrides)}"
-    text = f"entropy {num(level)} at step {state.step}, down from {num(start)}"
-    finding = Finding("entropy-collapse", "amber", "Entropy collapsed", state.step,
-                      clean({"entropy": level, "start": start}), text, fix, overrides)
+    problems = [str(p) for p in check["problems"]]
+    overrides = dict((refused or {}).get("overrides") or {})
+    clipped_share = check.get("clipped_share")
+    if not overrides:
+        limit = check.get("max_completion_length")
+        if isinstance(clipped_share, (int, float)) and clipped_share >= 0.5 and isinstance(limit, int):
+            overrides["grpo.max_completion_length"] = limit * 2
+    text = (f"{check.get('prompts')} prompts x {check.get('generations')} completions sampled before training: "
+            + "; ".join(problems))
+    per_fn = ", ".join(f"{name} {num(v.get('mean'))}±{num(v.get('std'))}" for name, v in (check.get("functions") or {}).items())
+    if per_fn:
+        text += f" (reward per function: {per_fn})"
+    if refused is not None:
+        fix = str(refused.get("message") or "").split("; ", 1)[-1]
+    else:
+        fix = "check the reward functions on real completions" + (f"; let completions finish: {flags(overrides)}" if overrides else "")
+    evidence = clean({k: check.get(k) for k in ("prompts", "generations", "zero_spread_groups", "clipped", "clipped_share", "mean_length")}
+                     | {"functions": check.get("functions"), "refused": refused is not None})
+    # Red when the groups teach nothing (no spread, all cut off); a reward function that does not
+    # fire yet while others vary (a strict format or correctness reward early on) is worth a look: amber.
+    silent = check.get("zero_spread_groups") == check.get("prompts") or check.get("clipped") == check.get("completions")
+    severity = "red" if silent or refused is not None else "amber"
+    title = "No learning signal in the first groups" if severity == "red" else "A reward function does not fire yet"
+    finding = Finding("reward-check", severity, title, 0, evidence, text, fix, overrides)
     memo["finding"] = finding
     return finding

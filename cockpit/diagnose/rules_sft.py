@@ -6,7 +6,6 @@ own scratch space across calls.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from cockpit.diagnose.finding import Finding
@@ -38,15 +37,6 @@ PLATEAU_MIN_STEPS = 100
 PLATEAU_MIN_SHARE = 0.25
 PLATEAU_MIN_GAIN = 0.01
 PLATEAU_FLOOR = 0.05  # below this loss level there is little left to gain; memorization covers it
-# memorization: loss level at most 0.1 nats (the model reproduces ~90% of its training tokens
-# exactly) after at least 5 epochs; info when the level is 1e-4 or below at any epoch.
-MEMO_LOSS = 0.1
-MEMO_EPOCHS = 5.0
-MEMO_ZERO = 1e-4
-# overfitting: eval loss at least 5% above its best, 3 evaluations after the best (the usual
-# early-stopping patience), while the train loss level went on falling.
-OVERFIT_PATIENCE = 3
-OVERFIT_RISE = 0.05
 
 
 def _steps(steps: list[int], limit: int = 5) -> str:
@@ -344,96 +334,4 @@ def plateau(state: RunState, memo: dict[str, Any]) -> Finding | None:
     text = f"loss {num(before)} -> {num(after)} from step {from_step} to {to_step} ({num(100 * gain, 2)}% better)"
     finding = Finding("plateau", "amber", "Loss stopped improving", to_step, evidence, text, fix, overrides)
     memo["finding"] = finding
-    return finding
-
-
-def memorization(state: RunState, memo: dict[str, Any]) -> Finding | None:
-    """Train loss near zero after many epochs: the model recites its (small) training set."""
-    level = state.level
-    if (state.kind == "grpo" or level is None or len(state.loss) <= WARMUP_LOGS or "labels-masked" in state.raised
-            or state.loss_broken or state.loss_nonfinite):
-        return memo.get("finding")
-    epoch = state.epoch or 0.0
-    latest_eval = [s.values[-1] for s in state.eval_sets.values() if s.values]
-    generalizes = bool(latest_eval) and min(latest_eval) <= MEMO_LOSS
-    if level <= MEMO_LOSS and epoch >= MEMO_EPOCHS and not generalizes:
-        severity, title = "amber", "Memorizing the training set"
-    elif level <= MEMO_ZERO:
-        severity, title = "info", "Train loss reached 0"
-    else:
-        return memo.get("finding")
-    if "first_step" not in memo or memo.get("severity") != severity:
-        memo.update(first_step=state.step, first_epoch=epoch, severity=severity)
-    records = state.plan.get("train_records")
-    overrides: dict[str, Any] = {}
-    if severity == "amber":
-        overrides["train.num_train_epochs"] = max(1, min(3, math.ceil(memo["first_epoch"])))
-        if not state.eval_sets:
-            overrides["data.eval_split"] = 0.1
-        fix = f"fewer passes over the data, and an eval split to see what generalizes: {flags(overrides)}"
-        if records:
-            fix += f"; or more data ({records} records)"
-    else:
-        fix = ("the model predicts every training label; if eval loss is ~0 too, check that the answer "
-               "is not in the input (a leak) or that the task is not trivial")
-    evidence = clean({"level": level, "epoch": epoch, "since_step": memo["first_step"], "since_epoch": memo["first_epoch"],
-                      "train_records": records, "eval_loss": min(latest_eval) if latest_eval else None})
-    text = f"loss level {num(level)} at epoch {num(epoch, 2)} (below {num(MEMO_LOSS if severity == 'amber' else MEMO_ZERO)} since step {memo['first_step']})"
-    if records:
-        text += f", {records} training records"
-    finding = Finding("memorization", severity, title, memo["first_step"], evidence, text, fix, overrides)
-    memo["finding"] = finding
-    return finding
-
-
-def overfitting(state: RunState, memo: dict[str, Any]) -> Finding | None:
-    """eval_loss rising over several evaluations while the train loss falls; says where it was best."""
-    worse = []
-    for eval_set in state.eval_sets.values():
-        bi = eval_set.best_index
-        if bi is None or len(eval_set.values) < OVERFIT_PATIENCE + 1:
-            continue
-        since = len(eval_set.values) - 1 - bi
-        best, latest = eval_set.values[bi], eval_set.values[-1]
-        if since < OVERFIT_PATIENCE or latest < best * (1 + OVERFIT_RISE) or latest - best < 1e-6:
-            continue
-        train_then, train_now = eval_set.train_levels[bi], state.level
-        if train_then is not None and train_now is not None and train_now >= train_then:
-            continue  # both rising is divergence, not overfitting
-        worse.append((eval_set, bi, best, latest))
-    if not worse:
-        return memo.get("finding")
-    eval_set, bi, best, latest = max(worse, key=lambda w: w[3] / w[2])
-    best_step = eval_set.steps[bi]
-    best_epoch = eval_set.epochs[bi]
-    key = (tuple(w[0].name for w in worse), best_step, len(eval_set.values))
-    if memo.get("key") == key:
-        return memo["finding"]
-    holder = state.checkpoint_at(best_step)
-    save_steps = state.plan.get("save_steps")
-    if holder:
-        where = f"{holder.replace(chr(92), '/').rstrip('/').split('/')[-1]} holds it"
-    elif state.cfg("train.save_best"):
-        where = "best/ holds it"
-    elif isinstance(save_steps, int) and save_steps > 0 and best_step % save_steps == 0:
-        where = f"checkpoint-{best_step} holds it if it was kept"
-    else:
-        where = f"no checkpoint was saved at step {best_step}"
-    overrides: dict[str, Any] = {}
-    if best_epoch:
-        overrides["train.num_train_epochs"] = max(1, math.ceil(best_epoch))
-    names = ", ".join(w[0].key for w in worse if w[0] is not eval_set)
-    evidence = clean({
-        "sets": {w[0].key: {"best": w[2], "best_step": w[0].steps[w[1]], "latest": w[3], "latest_step": w[0].steps[-1],
-                           "rise": w[3] / w[2] - 1} for w in worse},
-        "best_step": best_step, "best_epoch": best_epoch, "checkpoint": holder,
-        "train_level_at_best": eval_set.train_levels[bi], "train_level_now": state.level,
-    })
-    text = (f"{eval_set.key} lowest {num(best)} at step {best_step}, now {num(latest)} (+{num(100 * (latest / best - 1), 2)}%) "
-            f"while train loss fell; {where}")
-    if len(worse) > 1:
-        text += f"; also rising: {names}"
-    fix = f"use the step-{best_step} model ({where})" + (f", or train {flags(overrides)}" if overrides else "")
-    finding = Finding("overfitting", "amber", "Overfitting: eval loss rising", eval_set.steps[-1], evidence, text, fix, overrides)
-    memo.update(key=key, finding=finding)
     return finding

@@ -72,7 +72,11 @@ OPTIONS: tuple[Option, ...] = (
            help="GRPO reward functions and weights, e.g. '{correctness: 1.0, exact_format: 0.5}'."),
     Option("no_nan_guard", "train.nan_guard", "--no-nan-guard", value=False,
            help="Train on through NaN/Inf losses and weights, as TRL does (the NaN guard stops the run by default)."),
-    Option("gpus", "run.gpus", "--gpus", label="GPUs"),
+    Option("skip_reward_check", "grpo.reward_check", "--skip-reward-check", value=False,
+           help="GRPO: train even when the reward check before training finds no learning signal."),
+    Option("gpus", "run.gpus", "--gpus", label="GPUs", kind=str,
+           help="GPUs to train on, one process each: a count (--gpus 2), all (every visible GPU), or indices (--gpus 0,2; "
+                "--gpus 1, for GPU 1 alone). More than one launches the engine under torchrun."),
     Option("distributed", "run.distributed", "--distributed"),
     Option("launcher_args", "run.launcher_args", "--launcher-args"),
 )

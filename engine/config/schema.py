@@ -203,6 +203,18 @@ class GrpoSection:
     answer_end: str = _doc("Tag that closes the answer.", default="</answer>")
     eval_prompts: NonNeg = _doc("Evaluate on at most this many validation prompts (each is generated for; 0: all).", default=64)
     generations_to_log: NonNeg = _doc("Prompt groups shown in each generations event (with every completion and its rewards).", default=2)
+    reward_check: bool = _doc(
+        "Before training, sample one group for a few prompts and score it with the run's rewards: a red finding when no group "
+        "has any reward spread, every completion is clipped, or a reward function scores every completion alike; the run "
+        "refuses to train when no group has any spread (--skip-reward-check: train anyway).",
+        default=True,
+    )
+    reward_check_prompts: Count = _doc("Prompts the reward check samples a group for.", default=4)
+    end_bias: Rate = _doc(
+        "Logit bias toward the end-of-turn token while sampling completions (0: none). A model that never ends its turn "
+        "(a base model, builtin:tiny) then finishes some completions, so a reward for stopping has something to reward.",
+        default=0.0,
+    )
 
 
 SECTIONS: dict[str, type] = {

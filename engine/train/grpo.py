@@ -70,8 +70,10 @@ def render_prompt(prompt: Any, tokenizer: Any) -> str:
     return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
 
 
-def grpo_config(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: bool, weights: list[float]):
-    """TRL's GRPOConfig from our schema, plus the `trl:` pass-through keys checked against it."""
+def grpo_config(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: bool, weights: list[float], end_ids: list[int] | None = None):
+    """TRL's GRPOConfig from our schema, plus the `trl:` pass-through keys checked against it.
+
+    `end_ids`: the tokens that end a completion, for grpo.end_bias."""
     from trl import GRPOConfig
 
     g, t = cfg["grpo"], cfg["train"]
@@ -91,6 +93,10 @@ def grpo_config(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: bo
         reward_weights=weights,
         log_completions=False,  # our generations events carry them
     )
+    if g["end_bias"] and end_ids:
+        # A logit bias on the end tokens while sampling (transformers' sequence_bias): a model that
+        # never ends its turn (a base or random model) finishes some completions, so stopping can be learned.
+        kwargs["generation_kwargs"] = {"sequence_bias": [[[i], float(g["end_bias"])] for i in end_ids]}
     return trl_args.build(GRPOConfig, kwargs, cfg.get("trl", {}))
 
 
@@ -231,7 +237,8 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
     )
     events.emit("samples", samples=_samples(splits.train, tokenizer, cfg["data"]["samples"]))
 
-    args = grpo_config(cfg, run_dir, precision, has_eval=bool(splits.eval), weights=reward_set.weights)
+    args = grpo_config(cfg, run_dir, precision, has_eval=bool(splits.eval), weights=reward_set.weights,
+                       end_ids=[tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
     events.emit("status", phase="loading model", message=f"loading {cfg['model']['name_or_path']} ({cfg['model']['finetune']}, {precision})")
     model = models.load_model(cfg, precision)
 
@@ -257,6 +264,10 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
     )
     trainer.generation_log = log
     callback.trainer = epochs.trainer = trainer
+    if checkpoint is None:  # a resumed run was checked when it started
+        from engine.train import reward_check
+
+        reward_check.check(cfg, trainer, tokenizer, reward_set, splits.train, events, lambda p: render_prompt(p, tokenizer))
 
     trainer.train(resume_from_checkpoint=checkpoint)
     return outputs.finish(trainer, callback, flag, run_dir, tokenizer, events, guard)
