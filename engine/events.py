@@ -22,13 +22,22 @@ Payloads (keys beyond these may appear; readers ignore what they don't know):
   notes [str], reason (why the size is unknown) or null
 - status: phase ("preparing data", "loading model", "training", "evaluating", "saving"), message;
   the "training" status also carries plan {total_steps, num_epochs, steps_per_epoch,
-  train_records, eval_records, effective_batch_size, eval_enabled}
+  train_records, eval_records, effective_batch_size, eval_enabled, learning_rate, precision ("fp16",
+  "bf16" or "fp32": under fp16 the loss scaler skips steps with Inf gradients on purpose)}
 - dataset: format (e.g. "messages"), path, max_length, loss_on ("completion", "assistant", "all"),
   splits {name: {records, dropped, dropped_reasons {reason: count}, truncated,
   completion_lost, trained_tokens, tokens {prompt|completion|total: {min, median, p95, max}}}},
   keep_max_length {p100, p99} (the max_length that keeps 100% / 99% of completions whole),
   warnings [str], has_chat_template, chat_template_ok
-- samples: samples [{index, split, segments [{text, trained}], tokens, trained_tokens, truncated}]
+- reward_check (GRPO, before training): prompts, generations, completions, groups [{prompt, answer,
+  totals [float], spread, clipped, sample}], zero_spread_groups, clipped, clipped_share, mean_length,
+  max_completion_length, functions {fn: {mean, std, min, max, constant, scored}}, problems [str] (empty
+  when every group has a signal); with no spread in any group the run refuses (error code
+  no_reward_signal, kind data) unless grpo.reward_check is off
+- samples: samples [{index, split, segments [{text, trained}], tokens, trained_tokens, truncated,
+  max_length, cut ("end" or "start", when truncated), text (the record as the template formats it),
+  prompt_chars (where the completion starts in text, or null)}]; GRPO's are prompts: prompt_only,
+  answer
 - metrics: step, epoch, loss, grad_norm, learning_rate, num_tokens, tokens_per_second,
   mean_token_accuracy, ... (every key of the trainer's log, GRPO rewards included)
 - eval: step, epoch, eval_loss, and every other eval_* key of the trainer's log

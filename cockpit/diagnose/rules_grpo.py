@@ -131,7 +131,9 @@ def completions_clipped(state: RunState, memo: dict[str, Any]) -> Finding | None
     if memo.get("severity") == "red":
         return memo["finding"]
     limit = _grpo(state, "max_completion_length")
-    if _every_log(state, "completions/clipped_ratio"):
+    if _every_log(state, "completions/clipped_ratio") and _every_log(state, "frac_reward_zero_std"):
+        # Every completion cut and no group with any spread: certain from the first log. Cut
+        # completions alone may still differ in reward (a length or format score): judged after warm-up.
         level = 1.0
         logs = len(state.series["completions/clipped_ratio"])
         text = "every completion stops at max_completion_length " + ("on the first log" if logs == 1 else f"on all {logs} logs")
