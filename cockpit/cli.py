@@ -9,6 +9,7 @@ from cockpit.commands import doctor
 from cockpit.commands import lint as lint_command
 from cockpit.commands import presets as presets_command
 from cockpit.commands import run as run_command
+from cockpit.commands import samples as samples_command
 from cockpit.commands import sweep as sweep_command
 from cockpit.commands import watch as watch_command
 
@@ -27,6 +28,7 @@ app.add_typer(presets_command.app, name="presets")
 app.command("watch")(watch_command.watch)
 app.command("sweep")(sweep_command.sweep)
 app.command("compare")(compare_command.compare)
+app.command("samples")(samples_command.samples)
 
 
 @app.callback(invoke_without_command=True)

@@ -4,47 +4,87 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from cockpit.eval_view import ACCURACY_KEYS, accuracy_text
 from cockpit.format import gib, metric, severity_style
-from cockpit.state import RunState
+from cockpit.logs import normalize_metrics
+from cockpit.state import GRPO_KEYS, RunState
 from cockpit.supervisor import RunHandle
+from engine.events import number
 
 POLL_S = 0.25
 
 
 def metrics_line(event: dict[str, Any]) -> str:
-    """One dense line per training log: step, epoch, loss, grad_norm, lr, tokens/s."""
-    parts = [
-        f"step {event.get('step')}/{event.get('total_steps') or '?'}",
-        f"epoch {metric(event.get('epoch'), '.2f')}",
-        f"loss {metric(event.get('loss'))}",
-        f"grad_norm {metric(event.get('grad_norm'))}",
-        f"lr {metric(event.get('learning_rate'), '.3g')}",
-    ]
+    """One dense line per training log: step, epoch, loss, grad_norm, lr, tokens/s (GRPO: its rewards)."""
+    logs = normalize_metrics(event)
+    head = [f"step {event.get('step')}/{event.get('total_steps') or '?'}", f"epoch {metric(event.get('epoch'), '.2f')}"]
+    if any(k in logs for k in GRPO_KEYS):
+        body = grpo_parts(logs)
+    else:
+        body = [f"loss {metric(logs.get('loss'))}", f"grad_norm {metric(logs.get('grad_norm'))}"]
+    parts = head + body + [f"lr {metric(logs.get('learning_rate'), '.3g')}"]
     if event.get("tokens_per_second") is not None:
         parts.append(f"tok/s {metric(event.get('tokens_per_second'), '.0f')}")
     return "  ".join(parts)
 
 
-def eval_line(event: dict[str, Any]) -> str:
+def grpo_parts(logs: dict[str, Any], prefix: str = "") -> list[str]:
+    """GRPO's signal (its loss is ~0 by construction): reward in total and per function, its spread,
+    KL, completion length and the share cut at max_completion_length."""
+    fns = [(k[len(prefix) + len("rewards/"):-len("/mean")], v) for k, v in logs.items()
+           if k.startswith(prefix + "rewards/") and k.endswith("/mean")]
+    reward = f"reward {metric(logs.get(prefix + 'reward'))}"
+    if fns:
+        reward += " (" + ", ".join(f"{name} {metric(v)}" for name, v in fns) + ")"
+    parts = [reward, f"std {metric(logs.get(prefix + 'reward_std'))}"]
+    if logs.get(prefix + "kl") is not None:
+        parts.append(f"kl {metric(logs.get(prefix + 'kl'))}")
+    length, clipped = logs.get(prefix + "completions/mean_length"), number(logs.get(prefix + "completions/clipped_ratio"))
+    if length is not None:
+        parts.append(f"completion {metric(length, '.0f')} tok" + (f", {clipped:.0%} clipped" if clipped is not None else ""))
+    return parts
+
+
+def eval_line(event: dict[str, Any], evaluated: int | None = None) -> str:
+    """One line per evaluation: its losses (SFT), or GRPO's answer and format accuracy and reward."""
+    head = f"eval  step {event.get('step')}  "
+    if any(k in event for k in ACCURACY_KEYS):
+        parts = [accuracy_text(event)]
+        if event.get("eval_reward") is not None:
+            parts.append(f"reward {metric(event.get('eval_reward'))}")
+        if evaluated:
+            parts.append(f"on {evaluated} prompts")
+        return head + "  ".join(parts)
     losses = [f"{k} {metric(v)}" for k, v in event.items() if k.startswith("eval_") and k.endswith("loss")]
-    return f"eval  step {event.get('step')}  " + "  ".join(losses or ["(no loss)"])
+    return head + "  ".join(losses or ["(no loss)"])
 
 
-def dataset_lines(event: dict[str, Any]) -> list[str]:
+def dataset_lines(event: dict[str, Any], shown: Collection[str] = ()) -> list[str]:
+    """The data line per split; `shown`: warnings already printed (by the launch's own data check)."""
     out = []
+    grpo = event.get("run_type") == "grpo"
     for name, split in (event.get("splits") or {}).items():
-        total = (split.get("tokens") or {}).get("total") or {}
+        tokens = split.get("tokens") or {}
+        if grpo:  # prompts only: their length against grpo.max_prompt_length, and what was dropped
+            lengths = tokens.get("prompt") or {}
+            out.append(
+                f"data  {name}: {split.get('records')} prompts ({event.get('format')}), prompt tokens median {lengths.get('median')} "
+                f"p95 {lengths.get('p95')} max {lengths.get('max')}, dropped {split.get('dropped', 0)} over max_prompt_length {event.get('max_length')}"
+            )
+            continue
+        total = tokens.get("total") or {}
         out.append(
             f"data  {name}: {split.get('records')} records ({event.get('format')}), tokens median {total.get('median')} "
             f"p95 {total.get('p95')} max {total.get('max')}, truncated {split.get('truncated', 0)} at max_length {event.get('max_length')}"
         )
-    out.extend(f"[yellow]warning[/] {w}" for w in event.get("warnings") or [])
+    out.extend(f"[yellow]warning[/] {escape(w)}" for w in event.get("warnings") or [] if w not in shown)
     return out
 
 
@@ -122,11 +162,15 @@ def follow(
     console: Console,
     on_findings: Callable[[list[Any]], None] | None = None,
     stopper: Stopper | None = None,
+    show_examples: bool = False,
+    shown_warnings: Collection[str] = (),
 ) -> RunState:
     """Render a run until its engine exits; returns the handle's state. Stop requests: `Stopper`.
 
     Only fresh events are printed: what the handle folded before (a resumed run's history) and the
-    steps a resume repeats are not shown again.
+    steps a resume repeats are not shown again. `show_examples`: print the prepared training
+    examples when the engine writes them (before training). `shown_warnings`: data warnings the
+    caller printed already.
     """
     state = handle.state
     stopper = stopper or Stopper(handle, console)
@@ -149,7 +193,7 @@ def follow(
         for event, fresh, changed in handle.poll():
             if fresh and not console.quiet:
                 try:
-                    _render_event(event, progress.console)
+                    _render_event(event, progress.console, state, show_examples, shown_warnings)
                 except OSError:  # BrokenPipeError: `| head` has read enough
                     stopper.output_broken()
             if changed and on_findings is not None:
@@ -164,7 +208,7 @@ def follow(
             while True:
                 alive = handle.is_running()
                 drain()
-                latest = f"loss {metric(state.metrics.get('loss'))} eval {metric(state.eval.get('eval_loss'))}" if state.metrics else ""
+                latest = latest_text(state) if state.metrics else ""
                 progress.update(
                     task,
                     description=state.phase,
@@ -186,15 +230,41 @@ def follow(
     return state
 
 
-def _render_event(event: dict[str, Any], console: Console) -> None:
+def latest_text(state: RunState) -> str:
+    """The progress bar's tail: the latest loss and eval loss; GRPO's reward and eval accuracy."""
+    if state.is_grpo:
+        return f"reward {metric(state.metrics.get('reward'))} {accuracy_text(state.eval)}".rstrip()
+    return f"loss {metric(state.metrics.get('loss'))} eval {metric(state.eval.get('eval_loss'))}"
+
+
+def outcome_text(state: RunState) -> str:
+    """How training moved, for the closing line: loss first -> last; GRPO's reward and last eval accuracy."""
+    if state.is_grpo:
+        rewards = state.series.get("reward")
+        moved = f"reward {metric(rewards.first)} -> {metric(rewards.last)}" if rewards is not None and len(rewards) else ""
+        return f"{moved} {accuracy_text(state.eval)}".strip()
+    first, last = state.first_loss, state.last_loss
+    return f"loss {first:.4g} -> {last:.4g}" if first is not None and last is not None else ""
+
+
+def _render_event(event: dict[str, Any], console: Console, state: RunState, show_examples: bool = False,
+                  shown_warnings: Collection[str] = ()) -> None:
     kind = event.get("type")
     if kind == "metrics":
-        console.print(metrics_line(event), highlight=False)
+        console.print(metrics_line(event), highlight=False, markup=False)
     elif kind == "eval":
-        console.print(eval_line(event), highlight=False)
+        evaluated = ((state.dataset or {}).get("splits") or {}).get("eval", {}).get("records") if state.is_grpo else None
+        console.print(eval_line(event, evaluated), highlight=False, markup=False)
     elif kind == "dataset":
-        for line in dataset_lines(event):
+        for line in dataset_lines(event, shown_warnings):
             console.print(line, highlight=False)
+    elif kind == "samples" and show_examples:
+        from cockpit.samples_view import print_samples, samples_title
+
+        shown = [s for s in event.get("samples") or [] if isinstance(s, dict)]
+        console.rule(samples_title(shown), style="dim")
+        print_samples(console, shown)
+        console.rule(style="dim")
     elif kind == "status" and event.get("message"):
         console.print(f"[dim]{event.get('phase')}: {event.get('message')}[/]", highlight=False)
     elif kind == "checkpoint":

@@ -25,13 +25,20 @@ def _summary_line(label: str, summary: dict[str, Any]) -> str:
         if summary.get("epoch"):
             step_text += f" (epoch {num(summary['epoch'], 2)})"
         parts.append(step_text + ",")
-        if summary.get("first_loss") is not None:
+        grpo = summary.get("reward_first") is not None and summary.get("kind") == "grpo"
+        if summary.get("first_loss") is not None and not grpo:  # GRPO's loss is ~0 by construction
             parts.append(f"loss {num(summary['first_loss'])} -> {num(summary['last_loss'])}"
                          f" (min {num(summary['min_loss'])} at step {summary['min_loss_step']}),")
         if summary.get("reward_first") is not None:
             parts.append(f"reward {num(summary['reward_first'])} -> {num(summary['reward_last'])},")
         best = summary.get("best_eval")
-        if best:
+        if summary.get("eval_accuracy"):  # GRPO: the last eval's accuracies, and the one best/ keeps
+            from cockpit.eval_view import accuracy_text, percent
+
+            parts.append(f"last eval {accuracy_text(summary['eval_accuracy'])},")
+            if best:
+                parts.append(f"best {best['key'][len('eval_'):].replace('_', ' ')} {percent(best['value'])} at step {best['step']}")
+        elif best:
             parts.append(f"best {best['key']} {num(best['value'])} at step {best['step']}")
         elif summary.get("eval_nan"):
             parts.append(f"eval_loss NaN ({summary['eval_nan']} evaluations)")
@@ -40,6 +47,20 @@ def _summary_line(label: str, summary: dict[str, Any]) -> str:
         else:
             parts.append("no eval")
     return " ".join(parts).rstrip(",")
+
+
+def _grpo_eval(summary: dict[str, Any], state: Any) -> None:
+    """GRPO's evaluations are judged by their answers, not by an eval loss (~0 by construction):
+    the summary's best is the evaluation best/ keeps (engine/train/best.py)."""
+    from cockpit.eval_view import ACCURACY_KEYS
+
+    last = {k: state.eval[k] for k in ACCURACY_KEYS if state.eval.get(k) is not None}
+    if not (state.is_grpo and last):
+        return
+    summary["eval_accuracy"] = last
+    pick = state.best_eval or {}
+    key = next((k for k in pick if k != "step"), None)
+    summary["best_eval"] = {"key": key, "value": pick[key], "step": pick["step"]} if key else None
 
 
 def _exit_code(findings: list[Any]) -> int:
@@ -68,7 +89,12 @@ def doctor(
         diagnoser.feed(event)
     diagnoser.finish()
     findings = diagnoser.findings
-    summary = clean(diagnoser.summary())
+    summary = diagnoser.summary()
+    _grpo_eval(summary, diagnoser.state)
+    tests = list(diagnoser.state.tests.values())
+    if tests:
+        summary["tests"] = tests
+    summary = clean(summary)
     code = _exit_code(findings)
 
     if json_output:
@@ -79,6 +105,11 @@ def doctor(
 
     console = Console(highlight=False)
     console.print(_summary_line(f"{path} ({source})", summary), markup=False, soft_wrap=True)
+    if tests:
+        from cockpit.eval_view import result_text
+
+        for result in tests:
+            console.print(f"test {result_text(result)}", markup=False, soft_wrap=True)
     if not findings:
         console.print("no findings: nothing looks wrong in this log", style="green")
         raise typer.Exit(code)

@@ -54,6 +54,8 @@ def run(
                                         "optimizer, scheduler or RNG state is missing; they start fresh."),
     sets: list[str] = typer.Option([], "--set", "-s", help="Any config key: section.key=value (repeatable)."),
     fail_on: str = typer.Option("never", "--fail-on", help="red: exit 1 when any red finding was raised (for CI)."),
+    show_examples: bool = typer.Option(False, "--show-examples", help="Before training, print a few prepared training "
+                                       "examples as the collator trains them (trained tokens marked); later: cockpit samples RUN_DIR."),
     **values: Any,
 ) -> None:
     """Train with no TUI: progress, metrics and findings on the terminal; the exit code says how it ended."""
@@ -123,7 +125,8 @@ def run(
             stopper.output_broken()
         save()
 
-    state = follow(handle, out, on_findings=on_findings, stopper=stopper)
+    state = follow(handle, out, on_findings=on_findings, stopper=stopper, show_examples=show_examples,
+                   shown_warnings=prepared.warnings)
     if state.finished is None:  # the engine died without a word (kill -9): the whole-run rules still judge
         handle.diagnoser.finish()
     code = _conclude(state, handle.returncode, run_dir, resume is None, out, err)
@@ -171,10 +174,10 @@ def _conclude(state: Any, code: int | None, run_dir: Path, created: bool, out: C
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing trained: leave no half-made run behind
         return EXIT_BAD_INPUT
     if status == "completed":
+        from cockpit.headless import outcome_text
+
         outputs = finished.get("outputs") or {}
-        first, last = state.first_loss, state.last_loss
-        loss = f"loss {first:.4g} -> {last:.4g}" if first is not None and last is not None else ""
-        out.print(f"[green]completed[/] at step {finished.get('step')} {loss}")
+        out.print(f"[green]completed[/] at step {finished.get('step')} {escape(outcome_text(state))}")
         for key in ("final", "best"):
             if outputs.get(key):
                 out.print(f"  {key}: {outputs[key]}")

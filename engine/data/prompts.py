@@ -57,13 +57,19 @@ def load(cfg: dict[str, Any], chat: bool | None = None) -> data_loader.Splits:
         raise EngineError("data", f"{splits.path}: plain text records have no prompt to complete; GRPO needs prompts "
                           "(question/answer, prompt/completion, messages...) or a mapping with --set data.prompt_template")
     splits.train = [to_grpo_row(r) for r in splits.train]
-    limit = cfg["grpo"]["eval_prompts"]
-    evals = [to_grpo_row(r) for r in splits.eval]
-    if limit and len(evals) > limit:
-        splits.warnings.append(f"evaluating on {limit} of {len(evals)} eval prompts (grpo.eval_prompts)")
-        evals = evals[:limit]
-    splits.eval = evals
+    # Every eval prompt: grpo.eval_prompts picks among those that fit max_prompt_length (engine.train.grpo).
+    splits.eval = [to_grpo_row(r) for r in splits.eval]
     return splits
+
+
+def eval_subset(splits: data_loader.Splits, limit: int) -> int:
+    """Keep the first `limit` eval prompts (0: all), taken from those left once over-long ones are
+    dropped, so the eval runs on as many as asked; returns how many there were to choose from."""
+    available = len(splits.eval)
+    if limit and available > limit:
+        splits.eval = splits.eval[:limit]
+        splits.warnings.append(f"evaluating on {limit} of the {available} eval prompts that fit (grpo.eval_prompts={limit}; 0 evaluates all)")
+    return available
 
 
 def to_grpo_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 
 from engine import checkpoints
 from engine import run_dir as names
-from engine.train import distributed
+from engine.train import best, distributed
 from engine.memory.gpu import MemorySampler
 
 CONTROL_FILE = names.CONTROL
@@ -94,8 +94,7 @@ class EventsCallback(TrainerCallback):
         eval_records: int,
         save_best: bool,
         group_size: int = 1,
-        best_metric: str = "eval_loss",
-        greater_is_better: bool = False,
+        best_keys: tuple[str, ...] = best.SFT,
         keep: int | None = None,
     ):
         self.events = events
@@ -108,9 +107,9 @@ class EventsCallback(TrainerCallback):
         self.summary: dict[str, Any] = {}
         self.memory_report: dict[str, Any] = {}
         self.trainer: Any = None  # set once the trainer exists: best/ of a sharded model is saved through it
-        self.best_metric, self.greater_is_better = best_metric, greater_is_better
+        self.best_keys = best_keys  # what ranks evaluations for best/ (engine/train/best.py)
         self.keep = keep  # train.save_total_limit: complete checkpoints kept
-        self.best_value: float | None = None
+        self.best_score: tuple[float, ...] | None = None
         self.best_step: int | None = None
         self._last_tokens: float | None = None
         self._last_time: float | None = None
@@ -177,12 +176,10 @@ class EventsCallback(TrainerCallback):
         # (fsdp, ZeRO-3) can only be saved by all ranks together.
         if not metrics:
             return
-        value = metrics.get(self.best_metric)
-        if not self.save_best or value is None or not math.isfinite(value):
+        candidate = best.score(metrics, self.best_keys)
+        if not self.save_best or not best.better(candidate, self.best_score):
             return
-        if self.best_value is not None and (value <= self.best_value if self.greater_is_better else value >= self.best_value):
-            return
-        self.best_value, self.best_step = value, state.global_step
+        self.best_score, self.best_step = candidate, state.global_step
         # Written beside best/ and renamed over it: a kill mid-save leaves the previous best whole.
         tmp = self.run_dir / (names.BEST + ".tmp")
         if state.is_world_process_zero and tmp.exists():
@@ -194,7 +191,7 @@ class EventsCallback(TrainerCallback):
             if processing_class is not None:
                 processing_class.save_pretrained(tmp)
         if state.is_world_process_zero:
-            (tmp / names.BEST_INFO).write_text(json.dumps({"step": state.global_step, self.best_metric: value}) + "\n")
+            (tmp / names.BEST_INFO).write_text(json.dumps({"step": state.global_step, **best.ranked(metrics, self.best_keys)}) + "\n")
             checkpoints.replace_dir(tmp, self.run_dir / names.BEST)
 
     def on_save(self, args, state, control, **kwargs):

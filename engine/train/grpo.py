@@ -20,12 +20,13 @@ from engine.model import load as models
 from engine.train import rewards as rewards_mod
 from engine.train import trl_args
 from engine.errors import EngineError
-from engine.train import outputs
+from engine.train import best, outputs
 from engine.train.sft import check_chat_template, to_dataset
 
 
 def preflight(cfg: dict[str, Any], tokenizer: Any, splits: Any) -> dict[str, Any]:
-    """Prompt token lengths per split; prompts over grpo.max_prompt_length are dropped and counted."""
+    """Prompt token lengths per split; prompts over grpo.max_prompt_length are dropped and counted,
+    then the eval prompts are cut to grpo.eval_prompts (`records` evaluated of `available`)."""
     limit = cfg["grpo"]["max_prompt_length"]
     report: dict[str, Any] = {}
     from engine.data.tokens import stats
@@ -55,6 +56,9 @@ def preflight(cfg: dict[str, Any], tokenizer: Any, splits: Any) -> dict[str, Any
         }
         if dropped:
             splits.warnings.append(f"{dropped} {name} prompt(s) longer than {limit} tokens dropped; raise grpo.max_prompt_length to keep them")
+    if "eval" in report:
+        available = grpo_data.eval_subset(splits, cfg["grpo"]["eval_prompts"])
+        report["eval"].update(records=len(splits.eval), available=available, with_answer=sum(1 for r in splits.eval if r["answer"]))
     if not splits.train:
         longest = report["train"]["tokens"]["prompt"]["max"]
         raise EngineError("data", f"{splits.path}: every training prompt is longer than grpo.max_prompt_length={limit} tokens; "
@@ -188,8 +192,8 @@ def _samples(rows: list[dict[str, Any]], tokenizer: Any, count: int) -> list[dic
     for index, row in enumerate(rows[:count]):
         text = render_prompt(row["prompt"], tokenizer)
         tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"])
-        out.append({"index": index, "split": "train", "segments": [{"text": text, "trained": False}],
-                    "tokens": tokens, "trained_tokens": 0, "truncated": False, "answer": row["answer"]})
+        out.append({"index": index, "split": "train", "segments": [{"text": text, "trained": False}], "text": text,
+                    "tokens": tokens, "trained_tokens": 0, "truncated": False, "answer": row["answer"], "prompt_only": True})
     return out
 
 
@@ -244,10 +248,10 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
 
     log = GenerationLog(reward_set.names, reward_set.weights, tags, g["generations_to_log"])
     save_best = cfg["train"]["save_best"] and bool(splits.eval)
-    # GRPO has no eval_loss: best/ keeps the highest eval reward.
+    # GRPO's eval loss is ~0 by construction: best/ keeps the best answer accuracy (engine/train/best.py).
     callback = EventsCallback(
         events, run_dir, len(splits.train), len(splits.eval), save_best, group_size=g["num_generations"],
-        best_metric="eval_reward", greater_is_better=True, keep=cfg["train"]["save_total_limit"],
+        best_keys=best.GRPO, keep=cfg["train"]["save_total_limit"],
     )
     guard = NanGuard(events, run_dir, fp16=precision == "fp16", finetune=cfg["model"]["finetune"])
     generations = _callback_classes()(events, log)

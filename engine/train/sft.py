@@ -146,7 +146,8 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
     callback.trainer = epochs.trainer = trainer
     from engine.data.samples import sample_payload
 
-    events.emit("samples", samples=sample_payload(trainer.train_dataset, tokenizer, cfg["data"]["samples"], args.max_length))
+    events.emit("samples", samples=sample_payload(trainer.train_dataset, tokenizer, cfg["data"]["samples"], args.max_length,
+                                                  truncation_mode=args.truncation_mode))
 
     trainer.train(resume_from_checkpoint=checkpoint)
     return outputs.finish(trainer, callback, flag, run_dir, tokenizer, events, guard)
