@@ -67,11 +67,27 @@ def option_overrides(values: dict[str, Any]) -> dict[str, Any]:
             dotted[option.key] = [config_mod.resolve_reward_file(spec, Path.cwd()) for spec in value]
         elif name == "launcher_args":
             dotted[option.key] = shlex.split(value) if isinstance(value, str) else list(value)
+        elif name == "gpus":
+            dotted.update(gpu_choice(str(value)))
         elif name == "rewards" and isinstance(value, str):
             dotted[option.key] = config_mod.parse_override(f"{option.key}={value}", option.flag)[2]
         else:
             dotted[option.key] = str(value) if isinstance(value, Path) else value
     return dotted
+
+
+def gpu_choice(text: str) -> dict[str, Any]:
+    """--gpus as config keys: a count, every visible GPU (`all`; one process on the CPU where there is
+    none), or GPUs by index (run.gpu_ids). Raises ConfigError."""
+    from engine.memory.gpu import parse_gpus, visible_gpus
+
+    try:
+        count, ids = parse_gpus(text)
+    except ValueError as exc:
+        raise config_mod.ConfigError(str(exc), key="run.gpus") from None
+    if count is None:
+        count = max(1, len(visible_gpus()))
+    return {"run.gpus": count, **({"run.gpu_ids": ids} if ids else {})}
 
 
 def build_config(preset: str | None, config_file: Path | None, values: dict[str, Any], sets: list[str]) -> dict[str, Any]:
@@ -128,9 +144,9 @@ def check_trl_keys(cfg: dict[str, Any]) -> None:
 
 def check_precision(cfg: dict[str, Any]) -> None:
     """--bf16/--fp16 on GPUs that have them (EngineError in the cockpit's words, before TRL's)."""
-    from engine.memory.gpu import precision_problem, visible_gpus
+    from engine.memory.gpu import chosen, precision_problem, visible_gpus
 
-    problem = precision_problem(cfg["model"]["dtype"], visible_gpus())
+    problem = precision_problem(cfg["model"]["dtype"], chosen(visible_gpus(), cfg["run"]))
     if problem:
         raise EngineError("config", problem, code="precision", key="model.dtype", overrides={"model.dtype": "auto"})
 
@@ -139,15 +155,20 @@ def check_launch(cfg: dict[str, Any]) -> list[str]:
     """Refuse a multi-process launch that cannot start (EngineError kind config); notes to print otherwise."""
     from engine.train import distributed
 
+    from engine.memory.gpu import check_ids, visible_gpus
+
     run = cfg["run"]
     gpus, strategy = run["gpus"], run["distributed"]
+    seen = visible_gpus()
+    problem = check_ids(run["gpu_ids"], seen)
+    if problem:
+        raise EngineError("config", problem, code="gpus_not_visible", key="run.gpu_ids")
     if gpus <= 1 and not run["launcher_args"]:
         return []
     distributed.check_strategy(cfg)
-    from engine.memory.gpu import visible_gpus
 
     multi_node = any(str(a).split("=")[0] in MULTI_NODE_OPTIONS for a in run["launcher_args"])
-    visible = len(visible_gpus())
+    visible = len(seen)
     here = f"{gpus} process{'es' if gpus > 1 else ''} on this machine"
     if multi_node:
         here += f", joined to the others by torchrun ({' '.join(run['launcher_args'])})"

@@ -142,6 +142,11 @@ def _train(args: argparse.Namespace, run_dir: Path) -> int:
         print(str(exc), file=sys.stderr)
         return EXIT["bad_input"]
 
+    from engine.memory import gpu
+
+    # Before anything can start CUDA (importing transformers may): training, the estimate and the memory
+    # readings see only the run's GPUs.
+    gpu.narrow_to_chosen(cfg["run"])
     from engine.train.callbacks import StopFlag
 
     flag = StopFlag(run_dir)
@@ -169,8 +174,6 @@ def _train(args: argparse.Namespace, run_dir: Path) -> int:
         traceback.print_exc()
     step = None
     try:
-        from engine.memory import gpu
-
         distributed.check(cfg)
         checkpoint = str(_resume_from(run_dir, events, args.partial)) if args.resume else None
         precision = gpu.pick_precision(cfg["model"]["dtype"])

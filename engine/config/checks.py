@@ -69,6 +69,16 @@ def check_train(cfg: dict[str, dict[str, Any]]) -> None:
                           "drop --longest-first (grpo.max_completion_length bounds that length)", key="train.longest_first")
 
 
+def check_run(cfg: dict[str, dict[str, Any]]) -> None:
+    """The run section's cross-field rules."""
+    run = cfg["run"]
+    ids = run.get("gpu_ids")
+    if ids and run["gpus"] != len(ids):
+        raise ConfigError(f"run.gpu_ids names {len(ids)} GPU(s) and run.gpus is {run['gpus']}: one process trains on each GPU; "
+                          f"set run.gpus={len(ids)} too (--gpus {','.join(map(str, ids))}{',' if len(ids) == 1 else ''} sets both)",
+                          key="run.gpus", overrides={"run.gpus": len(ids)})
+
+
 def check_consistency(cfg: dict[str, dict[str, Any]]) -> None:
     """Cross-field rules; raises ConfigError naming the key."""
     if not cfg["data"].get("path"):
@@ -82,5 +92,6 @@ def check_consistency(cfg: dict[str, dict[str, Any]]) -> None:
     problem = check_name(cfg["model"]["name_or_path"])
     if problem:
         raise ConfigError(problem, key="model.name_or_path")
+    check_run(cfg)
     check_train(cfg)
     check_grpo(cfg)

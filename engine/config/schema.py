@@ -38,6 +38,11 @@ class RunSection:
         "On a machine without CUDA they are CPU processes talking over gloo.",
         default=1,
     )
+    gpu_ids: list[Annotated[int, Ge(0)]] | None = _doc(
+        "Which GPUs, by their index among the visible ones (nvidia-smi's numbers when CUDA_VISIBLE_DEVICES is unset), "
+        "one process each: --gpus 0,2 (a trailing comma picks one: --gpus 1, is GPU 1 alone). Null: the first run.gpus of them.",
+        default=None,
+    )
     distributed: Literal["ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = _doc(
         "How several processes share the model (--distributed): ddp copies it to every GPU; fsdp and "
         "deepspeed-zero3 shard weights, gradients and optimizer states; deepspeed-zero2 shards gradients and optimizer states.",

@@ -232,7 +232,7 @@ def estimate(cfg: dict[str, Any], gpus: list[dict[str, Any]] | None = None, ram_
     except shapes.ShapeUnknown as exc:
         return Estimate(model=name, verdict="unknown", reason=str(exc))
     want = int((cfg.get("run") or {}).get("gpus", 1) or 1)
-    used = visible[:want]
+    used = gpu.chosen(visible, cfg.get("run") or {})
     needs_cuda = cfg["model"]["finetune"] == "qlora" or cfg["model"]["dtype"] == "fp16"
     device = "gpu" if (used or needs_cuda) else "cpu"
     components, other, parts, assumptions, notes = compute_parts(cfg, shape, used, device)

@@ -241,9 +241,11 @@ def visible_gpus() -> list[dict[str, Any]]:
                 major, _ = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
             except pynvml.NVMLError:
                 major = 8
+            uuid = pynvml.nvmlDeviceGetUUID(handle)
             out.append(
                 {
                     "index": index,
+                    "uuid": uuid.decode() if isinstance(uuid, bytes) else uuid,
                     "name": name.decode() if isinstance(name, bytes) else name,
                     "total_mb": round(mem.total / 2**20, 1),
                     "used_mb": round(mem.used / 2**20, 1),
@@ -260,4 +262,71 @@ def visible_gpus() -> list[dict[str, Any]]:
             pass
 
 
-# ---- the parts -----------------------------------------------------------------------------
+# ---- choosing GPUs (--gpus) ------------------------------------------------------------------
+
+# The CUDA_VISIBLE_DEVICES the engine narrowed itself to: its GPUs are then all it sees, in order.
+NARROWED_ENV = "COCKPIT_NARROWED_GPUS"
+
+
+def parse_gpus(text: str) -> tuple[int | None, list[int] | None]:
+    """--gpus as typed: `all` -> (None, None), every visible GPU; `2` -> (2, None), a count; `0,2` ->
+    (2, [0, 2]) and `1,` -> (1, [1]), GPUs by index (a trailing comma makes one number an index, as in
+    PyTorch Lightning). Raises ValueError with the fix."""
+    text = str(text).strip().lower()
+    if text == "all":
+        return None, None
+    if "," not in text:
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"--gpus {text!r}: give a count (2), all, or GPU indices (0,2; 1, for GPU 1 alone)")
+        return int(text), None
+    parts = [p.strip() for p in text.split(",")]
+    parts = parts[:-1] if parts[-1] == "" else parts  # "1," is GPU 1
+    if not parts or not all(p.isdigit() for p in parts):
+        raise ValueError(f"--gpus {text!r}: GPU indices are whole numbers separated by commas, e.g. 0,2 (1, for GPU 1 alone)")
+    ids = [int(p) for p in parts]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"--gpus {text!r}: a GPU is named twice; name each once")
+    return len(ids), ids
+
+
+def check_ids(ids: list[int] | None, visible: list[dict[str, Any]]) -> str | None:
+    """Why run.gpu_ids cannot be used with these visible GPUs (one line with the fix), or None."""
+    if not ids:
+        return None
+    if len(set(ids)) != len(ids):
+        return f"run.gpu_ids {ids}: a GPU is named twice; name each once"
+    if not visible:
+        return (f"--gpus {','.join(map(str, ids))}{',' if len(ids) == 1 else ''} picks GPUs, and no CUDA GPU is visible here; "
+                f"--gpus {len(ids)} trains {len(ids)} process(es) on the CPU")
+    missing = [i for i in ids if i >= len(visible)]
+    if missing:
+        seen = ", ".join(f"{i} {g.get('name', 'GPU')}" for i, g in enumerate(visible))
+        return (f"--gpus: GPU {missing[0]} is not visible ({len(visible)} visible: {seen}); pick from 0 to {len(visible) - 1} "
+                "(indices count the GPUs CUDA_VISIBLE_DEVICES leaves visible)")
+    return None
+
+
+def chosen(visible: list[dict[str, Any]], run: dict[str, Any]) -> list[dict[str, Any]]:
+    """The visible GPUs a run trains on: run.gpu_ids, else the first run.gpus of them (the estimate, the
+    memory readings and the engine's devices follow this one choice)."""
+    want = int(run.get("gpus", 1) or 1)
+    narrowed = os.environ.get(NARROWED_ENV)
+    if narrowed is not None and narrowed == os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return visible[:want]  # this process sees only the run's GPUs already
+    ids = run.get("gpu_ids")
+    if ids:
+        return [visible[i] for i in ids if i < len(visible)]
+    return visible[:want]
+
+
+def narrow_to_chosen(run: dict[str, Any]) -> str | None:
+    """Make CUDA show this process only its run's GPUs (by UUID: CUDA's own order may differ from
+    nvidia-smi's) before CUDA starts; every rank narrows alike. Returns the new CUDA_VISIBLE_DEVICES,
+    or None where there is no GPU to choose."""
+    gpus = chosen(visible_gpus(), run)
+    if not gpus or not all(g.get("uuid") for g in gpus):
+        return None
+    value = ",".join(g["uuid"] for g in gpus)
+    os.environ["CUDA_VISIBLE_DEVICES"] = os.environ[NARROWED_ENV] = value
+    return value
+
