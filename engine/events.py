@@ -59,6 +59,11 @@ Payloads (keys beyond these may appear; readers ignore what they don't know):
   process {rss_mb, peak_rss_mb, vm_mb}, host {total_mb, available_mb}, limit {name, mb} (where set).
   Under torchrun rank 0 writes every event except a failure of another rank, which that rank writes
   itself with rank N
+- test_eval (written by `python -m engine.evaluate`, after training, step null): name, checkpoint
+  (best, final or checkpoint-N), model_step (the step that model was saved at), model_dir, dataset,
+  run_type, records, evaluated, dropped {reason: count}, metrics (eval_loss,
+  eval_mean_token_accuracy ...; GRPO: eval_answer_accuracy, eval_format_accuracy, eval_reward,
+  eval_rewards/<fn>/mean ...), path (its JSON file in RUN_DIR/eval/)
 - run_finished: status (completed, stopped, failed), step, total_steps, metrics (final train
   metrics), outputs {final, best, checkpoints}, runtime_s, memory (the end-of-run report: device,
   total_mb, start_reserved_mb (once the model was loaded), peak_reserved_mb, peak_allocated_mb,
@@ -93,6 +98,7 @@ TYPES = (
     "checkpoint",  # path and step of a saved checkpoint
     "error",  # kind (oom, data, config, crash), message, traceback tail
     "run_finished",  # completed / stopped / failed, final metrics, output paths
+    "test_eval",  # after training: a saved model evaluated on a test file (cockpit eval)
 )
 
 ERROR_KINDS = ("oom", "data", "config", "crash")

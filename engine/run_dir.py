@@ -29,6 +29,7 @@ COMPLETE = "cockpit_complete.json"  # in a checkpoint: written last, after its f
 SKIPPED = "skipped"  # incomplete checkpoints are moved here, never deleted
 EPOCH_PREFIX = "epoch_"  # epoch_N/: the model after epoch N (train.epoch_models)
 TENSORBOARD = "tensorboard"  # TensorBoard's event files (train.report_to tensorboard)
+EVAL = "eval"  # `cockpit eval` results: <name>.json and <name>.log each
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
 

@@ -105,3 +105,20 @@ def test_eval_subset_comes_from_the_prompts_that_fit(run_engine):
     assert evals["dropped"] > 0 and evals["records"] == 4
     assert evals["available"] == 374 - evals["dropped"]
     assert f"evaluating on 4 of the {evals['available']} eval prompts that fit (grpo.eval_prompts=4; 0 evaluates all)" in dataset["warnings"]
+
+
+def test_cockpit_eval_scores_a_grpo_model_with_its_rewards(demo):
+    """A test split for GRPO: the final model answers every prompt; answer and format accuracy and each reward."""
+    _, run_dir = demo
+    test = run_dir.parent / "digits.jsonl"
+    test.write_text("".join(json.dumps({"question": f"Say the digit {d}.", "answer": f"#### {d}"}) + "\n" for d in range(6)))
+    result = cockpit("eval", str(run_dir), "--dataset", str(test), "--checkpoint", "final", "--limit", "4")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((run_dir / "eval" / "digits-final.json").read_text())
+    assert saved["run_type"] == "grpo" and saved["records"] == 6 and saved["evaluated"] == 4
+    metrics = saved["metrics"]
+    assert all(0 <= metrics[k] <= 1 for k in ("eval_answer_accuracy", "eval_format_accuracy"))
+    functions = [k for k in metrics if k.startswith("eval_rewards/") and k.endswith("/mean")]
+    assert len(functions) >= 2 and "eval_reward" in metrics
+    assert result.stdout.startswith("digits-final: final (step 10) on ") and "answer accuracy" in result.stdout
+    assert "test digits-final: final (step 10)" in cockpit("doctor", str(run_dir)).stdout
