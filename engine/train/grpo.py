@@ -125,11 +125,12 @@ class GenerationLog:
             self._eval_metrics(trainer, inputs, texts)
             return
         groups: list[dict[str, Any]] = []
+        size = trainer.num_generations  # TRL repeats each prompt that many times in a row: a group
         for i, prompt in enumerate(prompts):
-            if i == 0 or prompts[i - 1] != prompt:  # a group is one prompt's consecutive completions
+            if i % size == 0:  # by position, not by text: two draws of one prompt are two groups
                 if len(groups) == self.keep_groups:
                     break
-                groups.append({"prompt": grpo_data.prompt_display(prompt), "answer": inputs[i].get("answer"), "completions": []})
+                groups.append({"group": i // size, "prompt": grpo_data.prompt_display(prompt), "answer": inputs[i].get("answer"), "completions": []})
             values = {n: (None if math.isnan(v) else round(v, 4)) for n, v in zip(self.names, rows[i])}
             scored = [(w * v) for w, v in zip(self.weights, values.values()) if v is not None]
             groups[-1]["completions"].append(
