@@ -105,6 +105,14 @@ def oom(state: RunState, memo: dict[str, Any]) -> Finding | None:
     return finding
 
 
+def _input_fix(message: str, key: Any) -> str:
+    """What to change for a config or data error: the engine writes its messages as "what; the fix"."""
+    _, sep, fix = message.rpartition("; ")
+    if sep and fix:
+        return fix
+    return f"change {key} as the message says, then start the run again" if key else "correct the input the message names, then start the run again"
+
+
 def crash(state: RunState, memo: dict[str, Any]) -> Finding | None:
     """Any other engine failure, with the exception in one line."""
     if memo.get("finding") is not None:
@@ -114,20 +122,26 @@ def crash(state: RunState, memo: dict[str, Any]) -> Finding | None:
     if error is not None:
         message = str(error.get("message") or "the engine failed").strip().splitlines()[0]
         kind = error.get("kind") or "crash"
-        fix = ("the message names the fix" if kind in ("data", "config", "disk")
-               else "the traceback is at the end of engine.log")
+        overrides = error.get("overrides") if isinstance(error.get("overrides"), dict) else {}
         if kind == "disk":
             fix = "free space on the run dir's disk (or lower train.save_total_limit), then cockpit run --resume RUN_DIR"
+        elif overrides:
+            fix = f"start it again with {flags(overrides)}"
+        elif kind in ("data", "config"):
+            fix = _input_fix(message, error.get("key"))
+        else:
+            fix = "the traceback is at the end of engine.log"
         evidence = clean({"kind": kind, "message": message, "traceback": str(error.get("traceback") or "")[-2000:]})
         step = error.get("step") if error.get("step") is not None else state.step
     elif state.finished is not None and state.finished.get("status") == "failed" and not state.errors:  # died silently
         message = "the engine failed without saying why"
         fix = "see engine.log in the run dir"
         evidence = {"kind": "crash"}
+        overrides = {}
         step = state.finished.get("step", state.step)
     else:
         return None
     title = "The disk is full" if evidence["kind"] == "disk" else f"The run failed ({evidence['kind']})"
-    finding = Finding("crash", "red", title, step, evidence, message, fix, {})
+    finding = Finding("crash", "red", title, step, evidence, message, fix, overrides)
     memo["finding"] = finding
     return finding
