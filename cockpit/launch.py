@@ -280,6 +280,19 @@ def start(prepared: Prepared, handle: RunHandle | None = None, env: dict[str, st
         raise
 
 
+def discard_if_refused(state: Any, run_dir: Path) -> bool:
+    """Remove the dir of a run the engine refused as bad input (a config or data error, a model it
+    cannot download) before it saved anything: nothing was trained, and the fix is the user's, as
+    `cockpit run` leaves no half-made run behind. True when removed. `state`: the run's RunState."""
+    from engine.errors import BAD_INPUT_KINDS
+
+    error = state.error
+    if error is None or error.get("kind") not in BAD_INPUT_KINDS or state.checkpoints or names.checkpoint_dirs(run_dir):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return True
+
+
 def launch(request: Request) -> tuple[RunHandle, Prepared]:
     """prepare + start, for callers with nothing to show in between."""
     prepared = prepare(request)

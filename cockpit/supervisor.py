@@ -145,6 +145,16 @@ class RunHandle:
         handle.run_dir, handle.process, handle.pid = run_dir, process, process.pid
         return handle
 
+    def watch_to_end(self) -> subprocess.Popen | None:
+        """Start `python -m cockpit.run_end` beside the engine, in a session of its own, so that the
+        run gets its findings.json (or, refused as bad input, loses its dir) even when this process
+        is gone by then: a TUI that quit or lost its terminal."""
+        if self.pid is None:
+            return None
+        return subprocess.Popen([sys.executable, "-m", "cockpit.run_end", str(self.run_dir), str(self.pid)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+
     @classmethod
     def attach(cls, run_dir: Path) -> RunHandle:
         """A handle on a run started elsewhere (or finished); nothing is read until `poll`."""
