@@ -112,8 +112,8 @@ def test_plain_formats_become_chat_or_stay_strings(tmp_path, record, fmt, prompt
     assert row["prompt"] == [{"role": "system", "content": "You are terse."},
                              {"role": "user", "content": prompt}]
     assert row["completion"] == [{"role": "assistant", "content": completion}]
-    plain = load_splits(path, chat=False).train[0]
-    assert plain == {"prompt": prompt, "completion": completion}
+    plain = load_splits(path, chat=False).train[0]  # joined by a newline, except TRL's own prompt/completion text
+    assert plain == {"prompt": prompt + ("" if fmt == "prompt-completion" else "\n"), "completion": completion}
 
 
 def test_text_format(tmp_path):

@@ -40,6 +40,10 @@ _NLI_FIELDS = (
 )
 _PLACEHOLDER = re.compile(r"\{([^{}\s][^{}]*)\}")
 TEMPLATE_FIX = "--set data.prompt_template='...{column}...' --set data.completion_template='{column}'"
+# Plain text (no chat template) of a prompt built from fields (alpaca, input/output, ...) is prompt +
+# separator + completion: TRL concatenates the two as they are, so "Is it?" and "Yes" would train as
+# "Is it?Yes". A newline, or a space where the tokenizer drops newlines (engine/train/sft.py picks).
+PLAIN_SEPARATORS = ("\n", " ")
 
 
 class RecordError(DataError):
@@ -430,8 +434,11 @@ def prompt_and_completion(record: dict, fmt: str, *, prompt_template=None,
 
 def normalize_record(record: dict, fmt: str, *, loss_on: str = "completion", chat: bool = True,
                      system_prompt: str | None = None, prompt_template: str | None = None,
-                     completion_template: str | None = None) -> dict:
-    """One raw record of format `fmt` -> one normalised row. Raises RecordError or Skip."""
+                     completion_template: str | None = None, separator: str = PLAIN_SEPARATORS[0]) -> dict:
+    """One raw record of format `fmt` -> one normalised row. Raises RecordError or Skip.
+
+    `separator`: what joins a plain-text prompt to its completion (chat=False).
+    """
     if not isinstance(record, dict):
         raise RecordError(f"a record must be a JSON object, found {type(record).__name__}")
     if not record:
@@ -462,7 +469,11 @@ def normalize_record(record: dict, fmt: str, *, loss_on: str = "completion", cha
         raise Skip("empty prompt")
     system = system or system_prompt
     if not chat:
-        return {"prompt": f"{system}\n\n{prompt}" if system else prompt, "completion": completion}
+        prompt = f"{system}\n\n{prompt}" if system else prompt
+        # A prompt-completion record is TRL's own plain form already: its text stays as the user wrote it.
+        if fmt != "prompt-completion" and not (prompt[-1:].isspace() or completion[:1].isspace()):
+            prompt += separator
+        return {"prompt": prompt, "completion": completion}
     messages = [{"role": "system", "content": system}] if system else []
     for turn in record.get("history") or [] if fmt == "alpaca" else []:
         if isinstance(turn, (list, tuple)) and len(turn) == 2:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.formats import (
-    CHAT_FORMATS, FORMATS, LOSS_ON, TEMPLATE_FIX, DataError, RecordError, Skip, detect_format,
+    CHAT_FORMATS, FORMATS, LOSS_ON, PLAIN_SEPARATORS, TEMPLATE_FIX, DataError, RecordError, Skip, detect_format,
     normalize_record, unescape_template,
 )
 
@@ -405,7 +405,7 @@ def _split_by_ratio(rows: list, ratio: float, seed: int) -> tuple[list[int], lis
 
 def load_splits(path, *, eval_path=None, format="auto", eval_split=0.1, split_field="metadata",
                 prompt_template=None, completion_template=None, system_prompt=None,
-                loss_on="completion", chat=True, seed=42, eval_required=True) -> Splits:
+                loss_on="completion", chat=True, seed=42, eval_required=True, separator=PLAIN_SEPARATORS[0]) -> Splits:
     """Read, detect, normalise and split a dataset for training.
 
     The split comes from `split_field` (values exactly ``train``/``eval``) where the records carry
@@ -417,7 +417,7 @@ def load_splits(path, *, eval_path=None, format="auto", eval_split=0.1, split_fi
     check_options(format, loss_on, prompt_template, completion_template)
     if prompt_template and format == "auto":
         format = "mapped"
-    reader = _Reader(format, split_field, loss_on=loss_on, chat=chat, system_prompt=system_prompt,
+    reader = _Reader(format, split_field, loss_on=loss_on, chat=chat, system_prompt=system_prompt, separator=separator,
                      prompt_template=prompt_template, completion_template=completion_template)
     rows, marks, places = reader.read(path)
     warnings: list[str] = []

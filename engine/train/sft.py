@@ -54,6 +54,33 @@ def check_chat_template(cfg: dict[str, Any], tokenizer: Any, splits: Any, reload
     return splits
 
 
+def kept_separator(tokenizer: Any) -> str:
+    """The first plain-text separator the tokenizer gives back as it was (some normalise newlines away)."""
+    from engine.data.formats import PLAIN_SEPARATORS
+
+    for separator in PLAIN_SEPARATORS:
+        text = f"Is it?{separator}Yes"
+        if tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text:
+            return separator
+    return PLAIN_SEPARATORS[-1]
+
+
+def with_kept_separator(cfg: dict[str, Any], tokenizer: Any, splits: Any) -> Any:
+    """Plain-text rows (data.chat=false, or no chat template) joined by a separator this tokenizer keeps:
+    read again with a space where it drops the newline the loader puts between prompt and completion."""
+    from engine.data.formats import PLAIN_SEPARATORS
+
+    if not splits.train or not isinstance(splits.train[0].get("prompt"), str):
+        return splits
+    separator = kept_separator(tokenizer)
+    if separator == PLAIN_SEPARATORS[0]:
+        return splits
+    reloaded = load_data(cfg, chat=False, separator=separator)
+    reloaded.warnings += [w for w in splits.warnings if w not in reloaded.warnings]
+    reloaded.warnings.append(f"the tokenizer drops newlines: prompts and completions are joined by {separator!r}")
+    return reloaded
+
+
 def sft_config(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: bool):
     """TRL's SFTConfig from our schema, plus the `trl:` pass-through keys checked against it."""
     from trl import SFTConfig
@@ -102,7 +129,7 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
 
     events.emit("status", phase="loading model", message=f"loading tokenizer of {cfg['model']['name_or_path']}")
     tokenizer = models.load_tokenizer(cfg)
-    splits = check_chat_template(cfg, tokenizer, splits, load_data)
+    splits = with_kept_separator(cfg, tokenizer, check_chat_template(cfg, tokenizer, splits, load_data))
     report, token_found = preflight.token_check(cfg, tokenizer, splits)
     for name, count in splits.dropped.items():
         report.setdefault("train", {}).setdefault("dropped_reasons", {})[name] = count
