@@ -21,7 +21,8 @@ from engine.config.options import num
 
 RANGE_KINDS = ("uniform", "log-uniform", "int", "log-int")
 _RANGE = re.compile(r"^\s*(uniform|log-uniform|int|log-int)\s+(\S+?)\s*\.\.\s*(\S+?)(?:\s+step\s+(\S+))?\s*$")
-_LOOKS_LIKE_RANGE = re.compile(r"^\s*[a-z][a-z-]*\s+\S+\s*\.\.\s*\S+")
+# A word and numeric bounds: a range misspelt (loguniform 1e-6..1e-4) is an error, not a text value.
+_LOOKS_LIKE_RANGE = re.compile(r"^\s*[a-z][a-z-]*\s+[-+0-9.eE]+\s*\.\.\s*[-+0-9.eE]+\s*$")
 EXAMPLE = "--set train.learning_rate=1e-5,5e-6 or train.learning_rate: log-uniform 1e-6..1e-4"
 
 
@@ -187,7 +188,7 @@ def parse_values(key: str, raw: str, where: str) -> Param | None:
 
     `where` opens every error line: the option as typed (`--set train.learning_rate=1e-5,x`, `--lr 1e-5,x`).
     """
-    if _RANGE.match(raw) or (_LOOKS_LIKE_RANGE.match(raw) and ".." in raw and "," not in raw):
+    if _RANGE.match(raw) or _LOOKS_LIKE_RANGE.match(raw):
         return parse_range(key, raw, where)
     items = split_values(raw)
     if len(items) == 1:

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cockpit.sweep.space import Param, SweepError, check_item, param_from_set, param_from_yaml, set_text, yaml_text
+from cockpit.sweep.space import (
+    Param, SweepError, check_item, grid_size, param_from_set, param_from_yaml, parse_values, set_text, yaml_text,
+)
 from engine.config import ConfigError, read_yaml
 from engine.config.layers import PATH_KEYS
 from engine.config.options import BY_NAME
@@ -221,8 +223,6 @@ def from_command(file: Path | None, cli: dict[str, Any]) -> SweepSpec:
         flag = option.flag
         param = None
         if isinstance(value, str) and not option.is_switch and name not in ("launcher_args", "rewards", "reward", "tag"):
-            from cockpit.sweep.space import parse_values
-
             param = parse_values(option.key, value, f"{flag} {value}")
         if param is not None:
             by_key[option.key] = param
@@ -300,8 +300,14 @@ def _grpo_has_answers(cfg: dict[str, Any]) -> bool:
     """Whether every eval prompt has a ground truth (only then does GRPO log eval_answer_accuracy)."""
     from engine.data import prompts
 
-    evals = prompts.load(cfg).eval
-    return bool(evals) and all(row.get("answer") for row in evals)
+    key = json.dumps({s: cfg[s] for s in ("data", "grpo", "train")}, sort_keys=True, default=str)
+    if key not in _ANSWERS:
+        evals = prompts.load(cfg).eval
+        _ANSWERS[key] = bool(evals) and all(row.get("answer") for row in evals)
+    return _ANSWERS[key]
+
+
+_ANSWERS: dict[str, bool] = {}  # the prompts are read once per data config, not once per check
 
 
 def resolve(spec: SweepSpec, visible_gpus: int) -> dict[str, Any]:
@@ -335,8 +341,6 @@ def resolve(spec: SweepSpec, visible_gpus: int) -> dict[str, Any]:
             p = ranged[0]
             raise SweepError(f"{p.key} is a range ({p.describe()}); a grid needs values: list them "
                              f"({p.key}=a,b,c) or use --sampler random or --sampler tpe with --trials N")
-        from cockpit.sweep.space import grid_size
-
         size = grid_size(spec.params) or 0
         if cap is None and size > MAX_GRID:
             shape = " x ".join(str(len(p.grid() or [])) for p in spec.params)
