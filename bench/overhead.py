@@ -2,12 +2,16 @@
 best-model tracking) and as a bare TRL script, interleaved in one process; the ratio of training
 throughput (the Trainer's train_samples_per_second) is the figure.
 
-    python bench/overhead.py [--steps 40] [--repeats 3]
+On a shared machine one run's speed swings by ±10%, so the figure is the median over many pairs,
+each pair run back to back (its ratio cancels the machine's drift), with the spread of the pairs.
+
+    python bench/overhead.py [--steps 40] [--repeats 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import statistics
 import sys
@@ -24,7 +28,8 @@ def config(steps: int) -> dict:
     # Logging every step is the worst case for the engine: an event and a memory sample per step.
     return config_mod.resolve(
         preset="quick-test",
-        sets=[f"train.max_steps={steps}", "train.logging_steps=1", "train.eval_strategy=no", "train.save_strategy=no", "train.save_best=false"],
+        sets=[f"train.max_steps={steps}", "train.logging_steps=1", "train.eval_strategy=no", "train.save_strategy=no",
+              "train.save_steps=null", "train.save_best=false"],
     )
 
 
@@ -77,10 +82,14 @@ def callback_cost_ms(workdir: Path, calls: int = 500) -> float:
     import time
     from types import SimpleNamespace
 
+    from transformers import TrainingArguments
+
     from engine.train.callbacks import ControlCallback, EventsCallback, StopFlag
     from engine.events import EventWriter
 
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
+    # The arguments a Trainer hands every callback (one process: world_size 1).
+    args = TrainingArguments(output_dir=str(run_dir / "out"), report_to="none", use_cpu=True)
     events = EventWriter(run_dir / "events.jsonl")
     logging_cb = EventsCallback(events, run_dir, 160, 24, save_best=False)
     control_cb = ControlCallback(StopFlag(run_dir))
@@ -89,8 +98,8 @@ def callback_cost_ms(workdir: Path, calls: int = 500) -> float:
     logs = {"loss": 1.0, "grad_norm": 2.0, "learning_rate": 1e-3, "entropy": 5.0, "mean_token_accuracy": 0.5, "num_tokens": 1e3, "epoch": 0.1}
     start = time.perf_counter()
     for _ in range(calls):
-        logging_cb.on_log(None, state, control, logs=dict(logs))
-        control_cb.on_step_end(None, state, control)
+        logging_cb.on_log(args, state, control, logs=dict(logs))
+        control_cb.on_step_end(args, state, control)
     events.close()
     return (time.perf_counter() - start) / calls * 1000
 
@@ -98,7 +107,7 @@ def callback_cost_ms(workdir: Path, calls: int = 500) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=10, help="interleaved pairs (engine, bare), in alternating order")
     args = parser.parse_args()
     cfg = config(args.steps)
     with tempfile.TemporaryDirectory() as tmp:
@@ -111,13 +120,16 @@ def main() -> None:
                 (engine_s if name == "engine" else bare_s).append(fn(cfg, workdir))
     e, b = statistics.median(engine_s), statistics.median(bare_s)
     # Each pair ran back to back, so its ratio cancels most of the machine's drift.
-    pair_overhead = statistics.median(bs / es - 1 for bs, es in zip(bare_s, engine_s))
+    pairs = sorted(bs / es - 1 for bs, es in zip(bare_s, engine_s))
+    pair_overhead = statistics.median(pairs)
+    quartiles = statistics.quantiles(pairs, n=4) if len(pairs) >= 4 else [pairs[0], pair_overhead, pairs[-1]]
     print(f"{'variant':<8} {'samples/s (median)':>20}  runs")
     print(f"{'bare':<8} {b:>20.2f}  {', '.join(f'{x:.2f}' for x in bare_s)}")
     print(f"{'engine':<8} {e:>20.2f}  {', '.join(f'{x:.2f}' for x in engine_s)}")
     print(
-        f"engine overhead: {100 * pair_overhead:+.1f}% (median of {args.repeats} interleaved pairs; "
-        f"{args.steps} steps, logging every step)"
+        f"engine overhead: {100 * pair_overhead:+.1f}% (median of {args.repeats} interleaved pairs; middle half "
+        f"{100 * quartiles[0]:+.1f}% to {100 * quartiles[-1]:+.1f}%, all {100 * pairs[0]:+.1f}% to {100 * pairs[-1]:+.1f}%; "
+        f"{args.steps} steps, logging every step; load average {os.getloadavg()[0]:.2f})"
     )
     with tempfile.TemporaryDirectory() as tmp:
         per_step_ms = callback_cost_ms(Path(tmp))
