@@ -171,7 +171,8 @@ def _direction(metric: str) -> str:
 # ---- output ----------------------------------------------------------------------------------------
 
 
-def _value(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A config value in a cell: numbers as a person writes them, the rest as YAML."""
     from cockpit.format import num
 
     if value is None:
@@ -215,7 +216,7 @@ def table(comparison: Comparison, title: str | None = None, base: Path | None = 
     notes = []
     for row in comparison.rows:
         t.add_row(
-            ("* " if row.is_best else "  ") + row.name, row.status, *[_value(row.config.get(k)) for k in comparison.keys],
+            ("* " if row.is_best else "  ") + row.name, row.status, *[value_text(row.config.get(k)) for k in comparison.keys],
             metric(row.best), "-" if row.best_step is None else str(row.best_step), metric(row.last_loss),
             metric(row.tokens_per_second, ".0f"), mib(row.peak_memory_mb), _findings(row), _path(row.best_model, base),
             style="bold" if row.is_best else None,
@@ -272,7 +273,7 @@ def best_config(comparison: Comparison, source: str) -> str:
     cfg = config_mod.load_run_config(best.run_dir)
     dropped = [f"{s}.{k}" for s, values in cfg.items() if isinstance(values, dict) for k, v in values.items() if v == "***"]
     cfg = {s: {k: v for k, v in values.items() if v != "***"} for s, values in cfg.items() if isinstance(values, dict)}
-    head = [f"# The best run of {source}: {best.name} ({comparison.objective} {_value(best.best)} at step {best.best_step}).",
+    head = [f"# The best run of {source}: {best.name} ({comparison.objective} {value_text(best.best)} at step {best.best_step}).",
             "# Run it again, or build on it: cockpit run --config best.yaml [--set section.key=value]"]
     if dropped:
         head.append(f"# Secrets left out (config.yaml redacts them): {', '.join(dropped)}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cockpit.series import Series
 from cockpit.supervisor import RunHandle
 from engine import run_dir as names
 from engine.events import number
@@ -46,6 +47,7 @@ class RunReading:
         self.run_dir = Path(run_dir)
         self.handle = RunHandle.attach(self.run_dir)
         self.evals: dict[str, Extremes] = {}
+        self.eval_series: dict[str, Series] = {}  # every eval metric by step, bounded (the sweep screen's curves)
         self.throughput: deque[float] = deque(maxlen=THROUGHPUT_LOGS)
         self.alive = False
         self._config: dict[str, Any] | None = None
@@ -75,8 +77,11 @@ class RunReading:
                 known = self.evals.get(key)
                 if known is None:
                     self.evals[key] = Extremes(value, step, value, step, value)
+                    self.eval_series[key] = Series()
                 else:
                     known.add(value, step)
+                if isinstance(step, int):
+                    self.eval_series[key].add(step, value)
         elif kind == "metrics":
             tps = number(event.get("tokens_per_second"))
             if tps is not None and math.isfinite(tps) and tps > 0:

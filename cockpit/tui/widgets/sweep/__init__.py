@@ -1,0 +1,1 @@
+"""The sweep screen's widgets."""
