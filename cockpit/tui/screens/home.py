@@ -11,7 +11,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
-from cockpit.runs import RunSummary, list_runs
+from cockpit.runs import RunSummary
+from cockpit.tui.screens.sweep import home_rows, open_path
 
 REFRESH_S = 2.0
 STATUS_STYLE = {"running": "green", "completed": "cyan", "stopped": "yellow", "failed": "red", "ended": "yellow"}
@@ -49,7 +50,7 @@ class HomeScreen(Screen):
 
     @work(thread=True, exclusive=True, group="home-runs", exit_on_error=False)
     def action_refresh(self) -> None:
-        rows = list_runs(self.app.runs_dir)
+        rows = home_rows(self.app.runs_dir)  # the runs, and the sweeps beside them
         self.app.call_from_thread(self.show_rows, rows)
 
     def show_rows(self, rows: list[RunSummary]) -> None:
@@ -68,12 +69,12 @@ class HomeScreen(Screen):
         self.query_one("#no-runs").display = not rows
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        self.app.open_run(Path(event.row_key.value))
+        open_path(self.app, Path(event.row_key.value))
 
     def action_open(self) -> None:
         table = self.query_one(DataTable)
         if self.rows and 0 <= table.cursor_row < len(self.rows):
-            self.app.open_run(self.rows[table.cursor_row].run_dir)
+            open_path(self.app, self.rows[table.cursor_row].run_dir)
 
     def action_new_run(self) -> None:
         from cockpit.tui.screens.new_run import NewRunScreen
@@ -91,4 +92,4 @@ class HomeScreen(Screen):
     def attach_path_submitted(self, event: Input.Submitted) -> None:
         path = event.value.strip()
         if path:
-            self.app.open_run(Path(path).expanduser())
+            open_path(self.app, Path(path).expanduser())
