@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.data import hub
 from engine.data.formats import (
     CHAT_FORMATS, FORMATS, LOSS_ON, PLAIN_SEPARATORS, TEMPLATE_FIX, DataError, RecordError, Skip, detect_format,
     normalize_record, unescape_template,
@@ -48,8 +49,8 @@ class Splits:
 
 
 def where(path: str | os.PathLike, n: int, kind: str) -> str:
-    """A record's place for messages: ``file:LINE`` (JSONL/CSV) or ``file[INDEX]`` (JSON list)."""
-    return f"{path}[{n}]" if kind == "json" else f"{path}:{n}"
+    """A record's place for messages: ``file:LINE`` (JSONL/CSV) or ``file[INDEX]`` (a JSON list, a dataset's rows)."""
+    return f"{path}[{n}]" if kind in ("json", "dataset") else f"{path}:{n}"
 
 
 MAX_RECORD_BYTES = 16 * 2**20  # one record over 16 MiB is a mistake (a whole corpus in one line), not a record
@@ -128,13 +129,17 @@ def _parsed(path: Any, where_: str, raw: bytes | str, loads: Any = _loads) -> An
 
 
 def file_kind(path: str | os.PathLike) -> str:
-    """'jsonl', 'json' (a list, or one record) or 'csv', from the extension and first bytes."""
+    """'jsonl', 'json' (a list, or one record) or 'csv', from the extension and first bytes; 'dataset' for
+    hf:NAME[:CONFIG][@SPLIT] and a dir written by save_to_disk (engine/data/hub.py)."""
+    if hub.is_hub(path) or hub.is_saved(path):
+        return "dataset"
     p = Path(path)
     if not p.exists():
         raise DataError(f"{path}: file not found; check the path (relative paths start in "
                         f"{os.getcwd()})", code="file_not_found", key="data.path")
     if p.is_dir():
-        raise DataError(f"{path}: is a directory; pass a .jsonl, .json or .csv file")
+        raise DataError(f"{path}: is a directory; pass a .jsonl, .json or .csv file, a dir saved by datasets' save_to_disk, "
+                        f"or hf:{path} to read its data files through datasets.load_dataset")
     if not p.is_file():  # a FIFO or a device: reading it could block forever
         raise DataError(f"{path}: not a regular file (a pipe or a device); save the data to a file first",
                         code="unreadable", key="data.path")
@@ -173,7 +178,7 @@ def iter_records(path: str | os.PathLike, *, errors: str = "raise") -> Iterator[
     goes on, so lint can count every bad line; a file that cannot be read at all still raises.
     """
     kind = file_kind(path)
-    reader = {"jsonl": _iter_jsonl, "json": _iter_json, "csv": _iter_csv}[kind]
+    reader = {"jsonl": _iter_jsonl, "json": _iter_json, "csv": _iter_csv, "dataset": hub.iter_rows}[kind]
     for n, rec in reader(path):
         if isinstance(rec, DataError) and errors == "raise":
             raise rec

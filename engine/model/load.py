@@ -19,7 +19,7 @@ NO_NETWORK_HINT = "use --model builtin:tiny (no download) or --model ./path/to/a
 
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
+def hub_reachable(timeout: float = 3.0) -> bool:
     """One quick TCP connect to the hub, so an offline machine fails in seconds, not after retries."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
@@ -47,8 +47,8 @@ def model_source(name: str) -> dict[str, Any]:
 
     cached = try_to_load_from_cache(name, "config.json")
     if isinstance(cached, str):
-        return {"local_files_only": not _hub_reachable()}
-    if not _hub_reachable():
+        return {"local_files_only": not hub_reachable()}
+    if not hub_reachable():
         raise EngineError("config", f"cannot download model '{name}': the Hugging Face hub is not reachable and it is not in the local cache; {NO_NETWORK_HINT}")
     return {}
 
