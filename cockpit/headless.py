@@ -302,12 +302,14 @@ def print_finding(console: Console, finding: Any) -> None:
     style = severity_style(finding.severity)
     step = f" at step {finding.step}" if finding.step is not None else ""
     console.print(f"[{style}]{finding.severity.upper():<5} {finding.code}[/]{step}: {finding.title}. {finding.evidence_text}", highlight=False)
-    if finding.fix:
+    if finding.fix and finding.cause:  # the cause was printed with its fix already
+        console.print(f"      caused by {finding.cause}: see its fix", highlight=False)
+    elif finding.fix:
         console.print(f"      fix: {finding.fix}", highlight=False)
 
 
 def print_findings_summary(console: Console, findings: list[Any]) -> None:
-    """The findings at the end of a run, most severe first."""
+    """The findings at the end of a run: each cause first, the findings it explains indented under it."""
     if not findings:
         console.print("findings: none")
         return
@@ -315,4 +317,7 @@ def print_findings_summary(console: Console, findings: list[Any]) -> None:
     console.print("findings: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n), highlight=False)
     for finding in findings:
         style = severity_style(finding.severity)
-        console.print(f"  [{style}]{finding.severity:<5}[/] {finding.code:<20} {finding.title}", highlight=False)
+        if finding.cause:
+            console.print(f"    [{style}]{finding.severity:<5}[/] {finding.code:<18} {finding.title} (caused by {finding.cause})", highlight=False)
+        else:
+            console.print(f"  [{style}]{finding.severity:<5}[/] {finding.code:<20} {finding.title}", highlight=False)

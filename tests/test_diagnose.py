@@ -410,3 +410,29 @@ def test_old_grpo_field_names_are_understood():
     found = codes(events)
     assert "completions-clipped" in found  # mean length 255 of max_completion_length 256
     assert "reward-flat" not in found  # the per-function reward rises: it became `reward`
+
+
+def test_overfitting_from_the_gap_when_eval_never_follows():
+    """The train loss falls to a tenth while eval_loss stays where the run began: no rise after a
+    best (the classic test), but nothing learned carries over."""
+    events = [started(), plan(total=200, spe=10, eval_records=40)]
+    losses = healthy_losses(20, start=7.5, floor=0.3, noise=0.01)
+    for i, event in enumerate(metrics(losses, spe=10)):
+        events.append(event)
+        if (i + 1) % 5 == 0:
+            events.append(ev("eval", event["step"], eval_loss=7.0 + 0.01 * (i % 3), epoch=event["epoch"]))
+    found = codes(events)["overfitting"]
+    assert found.evidence["kind"] == "gap" and found.severity == "amber"
+    assert "does not carry" in found.evidence_text and found.first_step == found.evidence["eval_best_step"]
+    healthy = [started(), plan(total=200, spe=10, eval_records=40)]
+    for i, event in enumerate(metrics(losses, spe=10)):
+        healthy.append(event)
+        if (i + 1) % 5 == 0:
+            healthy.append(ev("eval", event["step"], eval_loss=losses[i] * 1.2, epoch=event["epoch"]))
+    assert "overfitting" not in codes(healthy)
+
+
+def test_a_step_going_back_is_named_and_folded_once():
+    events = [started(), plan()] + metrics(healthy_losses(30)) + metrics(healthy_losses(10))
+    found = codes(events)["step-backtrack"]
+    assert found.severity == "info" and "from 300 to 10" in found.evidence_text

@@ -3,6 +3,7 @@ and on the other shapes it reads: a listform log, a checkpoint dir, a run dir, a
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -172,9 +173,6 @@ def test_not_a_training_log(tmp_path, content):
 
 def test_other_non_logs(tmp_path):
     assert doctor(LOGS / "KosKis1__LogShort__1.json").exit_code == 2
-    tfevents = SHARED / "other" / "aryan1112003_hate_speech.events.out.tfevents"
-    if tfevents.exists():
-        assert "binary" in doctor(tfevents).output
     assert doctor(tmp_path / "missing.json").exit_code == 2
     assert doctor(tmp_path).exit_code == 2  # an empty directory
 
@@ -211,3 +209,48 @@ def test_doctor_imports_nothing_heavy():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == ""
+
+
+TFEVENTS = SHARED / "other" / "aryan1112003_hate_speech.events.out.tfevents"
+
+
+def test_tensorboard_event_files_are_read_as_their_trainer_state():
+    """The Trainer's TensorBoard file of the hate-speech run says what its trainer_state.json says:
+    the same steps and losses (train/x is x, eval/x is eval_x), and the same finding."""
+    pytest.importorskip("tensorboard")
+    from_tb = doctor_json(TFEVENTS)
+    from_state = doctor_json(LOGS / "aryan1112003__hate_speech_detection__1.json")
+    assert from_tb["source"] == "TensorBoard"
+    assert from_tb["summary"]["first_loss"] == pytest.approx(from_state["summary"]["first_loss"], rel=1e-4)
+    assert from_tb["summary"]["min_loss_step"] == from_state["summary"]["min_loss_step"]
+    assert {f["code"] for f in from_tb["findings"]} == {f["code"] for f in from_state["findings"]} == {"memorization"}
+    run_dir = SHARED / "other"  # a dir holding event files (the Trainer's runs/) is read as well
+    assert doctor(run_dir).exit_code in (0, 1)
+
+
+def test_a_csv_log_padded_with_nan_raises_no_false_grad_finding(tmp_path):
+    """log_history written out as a table (pandas' to_csv): every eval row carries NaN for loss and
+    grad_norm. That is padding, not a NaN loss: the CSV reads like the JSON it came from."""
+    entries = json.loads(LISTFORM.read_text())
+    columns = sorted({k for e in entries for k in e})
+    path = tmp_path / "log_history.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        for e in entries:
+            writer.writerow({k: e.get(k, float("nan")) for k in columns})
+    assert "nan" in path.read_text()
+    from_csv, from_json = doctor_json(path), doctor_json(LISTFORM)
+    assert from_csv["source"] == "CSV of log entries"
+    assert from_csv["findings"] == from_json["findings"] == []
+    assert from_csv["summary"]["best_eval"] == from_json["summary"]["best_eval"]
+    # The same padding in JSON lines (pandas' to_json writes NaN as null, a hand-written log as NaN).
+    lines = tmp_path / "log_history.jsonl"
+    lines.write_text("\n".join(json.dumps({k: e.get(k, float("nan")) for k in columns}) for e in entries))
+    assert doctor_json(lines)["findings"] == []
+    # A training row's own NaN loss is still a NaN loss.
+    broken = [dict(e) for e in entries]
+    train_rows = [e for e in broken if "loss" in e]
+    train_rows[-1]["loss"] = float("nan")
+    lines.write_text("\n".join(json.dumps({k: e.get(k, float("nan")) for k in columns}) for e in broken))
+    assert "loss-nan" in {f["code"] for f in doctor_json(lines)["findings"]}

@@ -41,6 +41,7 @@ RULES: tuple[Rule, ...] = (
     _rule(rules_sft.grad_nan, "metrics"),
     _rule(rules_sft.divergence, "metrics"),
     _rule(rules_sft.loss_spike, "metrics"),
+    _rule(rules_sft.step_backtrack, "metrics"),
     _rule(rules_sft.grad_spike, "metrics"),
     _rule(rules_sft.lr_zero, "metrics"),
     _rule(rules_eval.overfitting, "eval", "run_finished"),

@@ -335,3 +335,19 @@ def plateau(state: RunState, memo: dict[str, Any]) -> Finding | None:
     finding = Finding("plateau", "amber", "Loss stopped improving", to_step, evidence, text, fix, overrides)
     memo["finding"] = finding
     return finding
+
+
+def step_backtrack(state: RunState, memo: dict[str, Any]) -> Finding | None:
+    """Steps going backwards within one log: two runs appended to one file (a restart from an earlier
+    checkpoint, or a second run with the same output dir). The repeated steps are folded once."""
+    marks = state.backtracks
+    if not marks or memo.get("count") == len(marks):
+        return memo.get("finding")
+    high, low = marks[0]
+    text = f"steps go back from {high} to {low}" + (f", {len(marks)} times (step {_steps([m[1] for m in marks])})" if len(marks) > 1 else "")
+    text += ": two runs' logs in one file; each step is judged once, from its first log"
+    fix = "give each run its own output dir (or resume the same run: cockpit run --resume RUN_DIR)"
+    finding = Finding("step-backtrack", "info", "Steps logged out of order", low, clean({"backtracks": [list(m) for m in marks[:20]], "count": len(marks)}),
+                      text, fix, {})
+    memo.update(count=len(marks), finding=finding)
+    return finding
