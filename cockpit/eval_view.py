@@ -27,7 +27,8 @@ def result_text(result: dict[str, Any]) -> str:
     """A `cockpit eval` result in one line: what was evaluated, on what, and how it did."""
     m = result.get("metrics") or {}
     where = f"{result.get('checkpoint')}" + (f" (step {result['model_step']})" if result.get("model_step") is not None else "")
-    head = f"{result.get('name')}: {where} on {result.get('dataset')}, {result.get('evaluated')} records"
+    dataset = str(result.get("dataset") or "").replace("\\", "/").rsplit("/", 1)[-1]  # the file's name; its JSON keeps the path
+    head = f"{result.get('name')}: {where} on {dataset}, {result.get('evaluated')} records"
     if result.get("run_type") == "grpo":
         body = [accuracy_text(m) or "no accuracy (no ground truth)", f"reward {metric(m.get('eval_reward'))}"]
     else:

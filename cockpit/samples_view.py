@@ -86,8 +86,9 @@ def render_sample(sample: dict[str, Any], position: int, count: int, plain: bool
         return text
     if sample.get("text"):
         text.append(f"formatted text ({START} the completion starts)\n", style="bold")
-        text.append_text(_formatted(sample, plain))
-        text.append("\n\n")
+        body = _formatted(sample, plain)
+        text.append_text(body)
+        text.append("\n" if body.plain.endswith("\n") else "\n\n")  # one blank line, whatever the template ends with
     legend = "trained tokens inside [[ ]]" if plain else None
     text.append("tokens as trained: ", style="bold")
     if legend:

@@ -154,7 +154,7 @@ def _evaluate_grpo(cfg: dict[str, Any], tokenizer: Any, rows: list[dict[str, Any
     g = cfg["grpo"]
     cfg = {**cfg, "grpo": {**g, "beta": 0.0}}  # no KL to measure: no reference model to hold in memory
     reward_set = rewards_mod.build(g)
-    args = grpo.grpo_config(cfg, scratch, precision, has_eval=True, weights=reward_set.weights)
+    args = grpo.grpo_config(cfg, scratch, precision, has_eval=True, weights=reward_set.weights, end_ids=grpo.end_ids(tokenizer))
     log = grpo.GenerationLog(reward_set.names, reward_set.weights, rewards_mod.Tags.from_config(g), g["generations_to_log"])
     trainer = grpo._trainer_class()(model=model, reward_funcs=reward_set.funcs, args=args, train_dataset=to_dataset(rows[:1]),
                                      eval_dataset=to_dataset(rows), processing_class=tokenizer)  # the train set: see _evaluate_sft

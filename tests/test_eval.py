@@ -47,7 +47,8 @@ def test_best_on_the_eval_split_scores_what_the_run_scored(trained):
     assert saved["metrics"]["eval_loss"] == pytest.approx(run_evals(run_dir)[best_step], rel=1e-4)
     assert 0 <= saved["metrics"]["eval_mean_token_accuracy"] <= 1
     line = result.stdout.splitlines()[0]
-    assert line.startswith(f"test-best: best (step {best_step}) on {test}, {n} records: eval_loss {saved['metrics']['eval_loss']:.4g}")
+    assert line.startswith(f"test-best: best (step {best_step}) on test.jsonl, {n} records: eval_loss {saved['metrics']['eval_loss']:.4g}")
+    assert saved["dataset"] == str(test)
     assert "token accuracy" in line and result.stdout.splitlines()[1] == f"written: {run_dir / 'eval' / 'test-best.json'}"
     # The result is in the event stream too, where doctor (and the TUI) read it.
     (event,) = of_type(list(read_events(run_dir / "events.jsonl")), "test_eval")[-1:]

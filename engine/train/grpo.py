@@ -104,6 +104,11 @@ def grpo_config(cfg: dict[str, Any], run_dir: Path, precision: str, has_eval: bo
     return trl_args.build(GRPOConfig, kwargs, cfg.get("trl", {}))
 
 
+def end_ids(tokenizer: Any) -> list[int]:
+    """The tokens that end a completion (what grpo.end_bias favours)."""
+    return [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+
+
 class GenerationLog:
     """What the trainer's reward step saw: the latest training groups, and eval accuracies.
 
@@ -242,8 +247,7 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
     )
     events.emit("samples", samples=_samples(splits.train, tokenizer, cfg["data"]["samples"]))
 
-    args = grpo_config(cfg, run_dir, precision, has_eval=bool(splits.eval), weights=reward_set.weights,
-                       end_ids=[tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
+    args = grpo_config(cfg, run_dir, precision, has_eval=bool(splits.eval), weights=reward_set.weights, end_ids=end_ids(tokenizer))
     events.emit("status", phase="loading model", message=f"loading {cfg['model']['name_or_path']} ({cfg['model']['finetune']}, {precision})")
     model = models.load_model(cfg, precision)
 
