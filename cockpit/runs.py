@@ -32,6 +32,7 @@ class RunSummary:
     last_loss: float | None
     red_findings: int
     mtime: float
+    tags: tuple[str, ...] = ()  # run.tags (--tag), to tell runs of one experiment apart
 
 
 def _handle(run_dir: Path) -> RunHandle:
@@ -84,6 +85,7 @@ def summarize(run_dir: Path) -> RunSummary | None:
         last_loss=state.last_loss,
         red_findings=sum(1 for f in handle.diagnoser.findings if f.severity == "red"),
         mtime=mtime,
+        tags=tuple(str(t) for t in run.get("tags") or ()),
     )
 
 
