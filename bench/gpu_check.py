@@ -173,8 +173,6 @@ def part_throughput(c: Check, box_end: float) -> dict[str, Any]:
     for i in range(pairs):
         order = ["trl-defaults", "fast"] if i % 2 == 0 else ["fast", "trl-defaults"]
         for name in order:
-            if name == "fast" and c.cuda and results["trl-defaults"]:
-                variants["fast"][1] = str(_packed_rows(results["trl-defaults"][0], 8, 1024))
             results[name].append(c.run(f"4-{name}", base + variants[name], box_end))
     out: dict[str, Any] = {"pairs": pairs, "trl_default_gradient_checkpointing": checkpointing, "variants": {}}
     for name, done in results.items():
@@ -186,7 +184,7 @@ def part_throughput(c: Check, box_end: float) -> dict[str, Any]:
         out["variants"][name] = {
             "runs": [r.status for r in done], "tokens_per_second": tps, "median_tokens_per_second": rate,
             "peak_allocated_gib": peaks, "fast_lines": _fast_lines(done[0]) if done else [],
-            "batch": variants[name][1], "median_example_tokens": median_tokens,
+            "median_example_tokens": median_tokens,
             "mfu": round(rate * flops / (PEAK_TFLOPS * 1e12), 4) if (c.cuda and rate and flops) else None,
         }
     d, f = out["variants"]["trl-defaults"], out["variants"]["fast"]
@@ -241,12 +239,6 @@ PARTS: list[tuple[str, str, Callable[[Check, float], dict[str, Any]], float]] = 
     ("throughput", "TRL defaults vs fast settings", part_throughput, 170),
     ("resume", "stop and resume", part_resume, 120),
 ]
-
-
-def _packed_rows(baseline: runs.Run, batch: int, max_length: int) -> int:
-    """Packed rows holding about as many tokens as `batch` unpacked examples: the same effective batch."""
-    median = _median_tokens(baseline)
-    return max(1, round(batch * median / max_length)) if median else batch
 
 
 def _median_tokens(run: runs.Run) -> float | None:

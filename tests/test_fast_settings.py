@@ -70,6 +70,20 @@ def test_packing_follows_the_attention_implementation():
     assert "no kernels for model type 'falcon'" in no_kernels.lines[0] and "use_liger_kernel" not in no_kernels.trl
 
 
+def test_packing_keeps_the_tokens_of_a_step():
+    """Packed rows replace examples so that a step trains about as many tokens as before."""
+    qwen = resolve("qwen-sft", model="builtin:shape:qwen2.5-0.5b")  # batch 4 x 1 at max_length 512
+    choice = fast.choose(qwen, gpu(median_tokens=355))
+    assert choice.overrides["train.per_device_train_batch_size"] == 3  # 4 x 355 tokens ~ 3 rows of 512
+    assert "train.gradient_accumulation_steps" in choice.overrides and choice.overrides["train.gradient_accumulation_steps"] == 1
+    assert "4 x 1 examples a step (median 355 tokens) become 3 x 1 rows of 512" in choice.lines[1]
+    small = resolve("small-dataset", model="builtin:shape:qwen2.5-0.5b")  # batch 1 x 4 at max_length 2048
+    choice = fast.choose(small, gpu(median_tokens=355))
+    assert (choice.overrides["train.per_device_train_batch_size"], choice.overrides["train.gradient_accumulation_steps"]) == (1, 1)
+    long_rows = fast.choose(qwen, gpu(median_tokens=500))  # 4 x 500 ~ 4 rows of 512: nothing to change
+    assert "train.per_device_train_batch_size" not in long_rows.overrides
+
+
 def test_the_users_trl_keys_win():
     cfg = resolve("qwen-sft", "trl.use_liger_kernel=false", "trl.packing=false", "trl.dataloader_num_workers=0",
                   model="builtin:shape:qwen2.5-0.5b")

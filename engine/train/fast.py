@@ -11,8 +11,10 @@ chosen or why not. On a machine without CUDA nothing changes.
   by position_ids. That needs an attention that keeps them apart: flash_attention_2/3 through their
   varlen kernels, or (without flash-attn) sdpa, eager and flex_attention, for which transformers
   builds a block-diagonal mask from the position_ids (masking_utils.find_packed_sequence_indices).
-  No packed sequence sees another; padding is gone. Packing makes longest-first moot (every row is
-  about max_length), so it is dropped with it.
+  No packed sequence sees another; padding is gone. The batch keeps its tokens: the rows a step
+  packs hold about as many tokens as its examples did (median length x batch x accumulation), so
+  the effective batch, and the learning rate tuned for it, stay what they were. Packing makes
+  longest-first moot (every row is about max_length), so it is dropped with it.
 - Gradient checkpointing only where memory needs it: TRL turns it on by default, at about a third
   more compute per step; here it stays off unless the memory estimate says the run does not fit
   without it, and then it is turned on.
@@ -55,6 +57,7 @@ class Machine:
     cpus: int = 1
     memory_without_checkpointing: str = "unknown"  # the estimate's verdict with checkpointing off
     memory_line: str = ""  # that estimate, in words
+    median_tokens: float | None = None  # the median training example's length, from the data report
 
 
 @dataclass
@@ -126,7 +129,23 @@ def _packing(cfg: dict[str, Any], m: Machine, out: Choice) -> None:
     dropped = ", longest-first dropped (every row is about max_length)" if cfg["train"].get("longest_first") else ""
     if dropped:
         out.overrides["train.longest_first"] = False
-    out.lines.append(f"fast: packing on (best-fit decreasing, padding-free, {how}){dropped}")
+    out.lines.append(f"fast: packing on (best-fit decreasing, padding-free, {how}){_same_tokens(cfg, m, out)}{dropped}")
+
+
+def _same_tokens(cfg: dict[str, Any], m: Machine, out: Choice) -> str:
+    """Packed rows for a step that hold about the tokens its examples held: the same effective batch."""
+    t = cfg["train"]
+    batch, accum, length = t["per_device_train_batch_size"], t["gradient_accumulation_steps"], t["max_length"]
+    if not m.median_tokens:
+        return ""
+    rows = max(1, round(batch * accum * m.median_tokens / length))
+    new_batch = min(batch, rows)
+    new_accum = max(1, round(rows / new_batch))
+    if (new_batch, new_accum) == (batch, accum):
+        return ""
+    out.overrides.update({"train.per_device_train_batch_size": new_batch, "train.gradient_accumulation_steps": new_accum})
+    return (f"; {batch} x {accum} examples a step (median {m.median_tokens:.0f} tokens) become {new_batch} x {new_accum} "
+            f"rows of {length}: about the same tokens a step")
 
 
 def _checkpointing(cfg: dict[str, Any], m: Machine, out: Choice) -> None:
@@ -193,8 +212,10 @@ def _model_type(cfg: dict[str, Any]) -> str:
         return ""
 
 
-def probe(cfg: dict[str, Any]) -> Machine:
-    """This machine and the model as choose() needs them (cheap; nothing is probed when fast is off)."""
+def probe(cfg: dict[str, Any], median_tokens: float | None = None) -> Machine:
+    """This machine and the model as choose() needs them (cheap; nothing is probed when fast is off).
+
+    `median_tokens`: the median training example's length, from the data report."""
     import torch
 
     cuda = torch.cuda.is_available()
@@ -211,6 +232,7 @@ def probe(cfg: dict[str, Any]) -> Machine:
         cpus=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
         memory_without_checkpointing=verdict,
         memory_line=line,
+        median_tokens=median_tokens,
     )
 
 

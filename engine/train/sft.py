@@ -149,7 +149,8 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
 
     from engine.train import fast
 
-    choice = fast.choose(cfg, fast.probe(cfg))  # train.fast: each setting that works here, one line each
+    median = report.get("train", {}).get("tokens", {}).get("total", {}).get("median")
+    choice = fast.choose(cfg, fast.probe(cfg, median))  # train.fast: each setting that works here, one line each
     for line in choice.lines:
         events.emit("status", phase="loading model", message=line)
     cfg = fast.apply(cfg, choice)
