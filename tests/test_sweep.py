@@ -282,3 +282,24 @@ def test_sweep_and_compare_start_without_optuna_torch_or_textual():
              "print('LOADED=' + ','.join(m for m in ('optuna', 'torch', 'transformers', 'textual') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "LOADED="
+
+
+def test_a_trial_killed_before_its_first_checkpoint_starts_again_and_its_attempt_is_kept(tmp_path):
+    """kill -9 of the sweep and of its engine before anything was saved: the same command starts the
+    trial again, and the first attempt's run dir goes to interrupted/, not away."""
+    args = ["sweep", "--preset", "quick-test", "--lr", "1e-3,3e-3", "--max-trials", "1"]
+    proc = start(*args, cwd=tmp_path)
+    wait_for(lambda: (tmp_path / "sweeps").is_dir() and any((tmp_path / "sweeps").iterdir()), what="the sweep dir")
+    trial = the_sweep(tmp_path) / "trial-000"
+    wait_for(lambda: names.holder(trial), what="the engine's lock")
+    engine = names.holder(trial)
+    proc.kill()
+    os.kill(engine, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    wait_for(lambda: names.holder(trial) is None, what="the kernel to drop the engine's lock")
+    assert not names.checkpoint_dirs(trial)
+    again = cockpit(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    kept = trial.parent / "interrupted" / "trial-000-1"
+    assert (kept / names.CONFIG).is_file() and "kept in" in again.stdout
+    assert len(of_type(trial, "run_started")) == 1 and of_type(trial, "run_finished")[-1]["status"] == "completed"

@@ -146,13 +146,14 @@ def compare_sweep(sweep_dir: Path, readings: dict[Path, RunReading] | None = Non
         row.status, row.why = _trial_status(record, claims.claimed(sweep_dir, record.number), row, sweep_dir)
         row.is_best = record.number == best_number
         rows.append(row)
-    return Comparison(rows, differing(rows), objective, direction)
+    swept = [p.key for p in spec.params]  # shown even while one trial alone has run
+    return Comparison(rows, swept + [k for k in differing(rows) if k not in swept], objective, direction)
 
 
 def _trial_status(record: Any, claimed: bool, row: Row, sweep_dir: Path) -> tuple[str, str]:
     if record.state == "running":  # RUNNING in the study and no worker's claim: cut short, resumable
-        return ("running", "") if claimed else ("interrupted", f"stopped at step {row.step}; continue with "
-                                                               f"cockpit sweep --resume {sweep_dir}")
+        where = f"at step {row.step}" if row.step is not None else "before its first step"
+        return ("running", "") if claimed else ("interrupted", f"stopped {where}; continue with cockpit sweep --resume {sweep_dir}")
     if record.state == "pruned":
         return "pruned", (record.stopped_by or {}).get("why", "")
     if record.state == "failed":
