@@ -436,3 +436,24 @@ def test_a_step_going_back_is_named_and_folded_once():
     events = [started(), plan()] + metrics(healthy_losses(30)) + metrics(healthy_losses(10))
     found = codes(events)["step-backtrack"]
     assert found.severity == "info" and "from 300 to 10" in found.evidence_text
+
+
+def test_a_truncation_fix_that_would_not_fit_keeps_99_percent_instead():
+    """One 16k-token record among short ones: keeping it needs max_length 16064, which a 0.5B model
+    on a 24 GB GPU cannot hold (the estimate says so from the model's config.json); the fix offered
+    keeps 99% and drops the longest, a fix the user can take."""
+    from engine import config as config_mod
+
+    full = config_mod.resolve(preset="small-dataset", sets=["model.name_or_path=builtin:shape:qwen2.5-0.5b"])
+    gpu = [{"index": 0, "name": "RTX 4090", "total_mb": 24564, "bf16": True}]
+    lint = [{"code": "truncated", "severity": "error", "count": 1, "overrides": {"train.max_length": 16064}}]
+    events = [ev("run_started", None, config=full),
+              ev("estimate", None, verdict="fits", device="gpu", gpus=gpu, capacity_bytes=24564 * 2**20),
+              dataset({"records": 4, "truncated": 1}, max_length=1024, keep_max_length={"p100": 16055, "p99": 900}, lint=lint)]
+    found = codes(events)["truncation"]
+    assert found.overrides == {"train.max_length": 960, "data.too_long": "drop"}, found.fix
+    assert "keeping every record needs" in found.fix and "--max-length 960" in found.fix
+    # On a GPU that holds it, keeping every record stays the fix.
+    big = [{"index": 0, "name": "H200", "total_mb": 143771, "bf16": True}]
+    events[1] = ev("estimate", None, verdict="fits", device="gpu", gpus=big, capacity_bytes=143771 * 2**20)
+    assert codes(events)["truncation"].overrides == {"train.max_length": 16064}
