@@ -15,6 +15,7 @@ from typing import Any
 
 from cockpit.diagnose.finding import Finding
 from cockpit.diagnose.fixes import flags
+from cockpit.format import gib
 from cockpit.state import RunState
 
 # Overrides that change how much memory a step needs.
@@ -39,7 +40,7 @@ def _estimate(state: RunState, overrides: dict[str, Any]) -> Any:
 
 
 def _gib(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB"
+    return gib(n / 2**20)
 
 
 def check(finding: Finding, state: RunState) -> None:
