@@ -343,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         if name not in wanted:
             continue
         part_start = time.monotonic()
+        if args.smoke and name in ("lora", "throughput", "resume"):
+            title += " (smoke: builtin:tiny, fp32, CPU)"
         if check.left() < 20:
             result = {"status": "skipped", "line": "skipped: out of time"}
         else:
