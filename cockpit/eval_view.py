@@ -36,3 +36,19 @@ def result_text(result: dict[str, Any]) -> str:
         if m.get("eval_mean_token_accuracy") is not None:
             body.append(f"token accuracy {percent(m.get('eval_mean_token_accuracy'))}")
     return head + ": " + "  ".join(body)
+
+
+def headline(state: Any) -> str:
+    """A few words for the TUI's header: GRPO's last eval accuracies, then the latest `cockpit eval` result."""
+    parts = []
+    if state.is_grpo and any(state.eval.get(k) is not None for k in ACCURACY_KEYS):
+        parts.append("eval " + accuracy_text(state.eval).replace(" accuracy", ""))
+    if state.tests:
+        result = list(state.tests.values())[-1]
+        m = result.get("metrics") or {}
+        if result.get("run_type") == "grpo":
+            score = f"answer {percent(m.get('eval_answer_accuracy'))}"
+        else:
+            score = f"eval_loss {metric(m.get('eval_loss'))}"
+        parts.append(f"test {result.get('name')} {score}")
+    return "  ".join(parts)

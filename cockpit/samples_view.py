@@ -70,10 +70,12 @@ def _tokens(sample: dict[str, Any], plain: bool) -> Text:
     return text
 
 
-def render_sample(sample: dict[str, Any], position: int, count: int, plain: bool = False, hint: str = "") -> Text:
+def render_sample(sample: dict[str, Any], position: int, count: int, plain: bool = False, hint: str = "",
+                  formatted: bool = True) -> Text:
     """One sample: its header and counts, the formatted text, then the tokens as trained.
 
     `plain`: marks that survive without colour. `hint`: keys or commands shown in the header.
+    `formatted`: False leaves the formatted text out (a small panel shows the tokens first).
     """
     text = _header(sample, position, count, hint)
     text.append("\n")
@@ -84,7 +86,7 @@ def render_sample(sample: dict[str, Any], position: int, count: int, plain: bool
             text.append("\nanswer the rewards check: ", style="bold")
             text.append(str(sample["answer"]))
         return text
-    if sample.get("text"):
+    if formatted and sample.get("text"):
         text.append(f"formatted text ({START} the completion starts)\n", style="bold")
         body = _formatted(sample, plain)
         text.append_text(body)

@@ -93,3 +93,35 @@ def test_bad_input_is_one_line_and_exit_2(trained, tmp_path, case, expect):
     assert line.startswith("error: ") and expect in line and "Traceback" not in result.stderr
     after = sorted(p.name for p in (run_dir / "eval").iterdir()) if (run_dir / "eval").exists() else []
     assert after == before  # refused before anything was written
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_tui_header_shows_a_test_result(trained):
+    run_dir, test, _ = trained
+    result = cockpit("eval", str(run_dir), "--dataset", str(test), "--checkpoint", "final", "--name", "tui")
+    assert result.returncode == 0, result.stderr
+    loss = json.loads((run_dir / "eval" / "tui.json").read_text())["metrics"]["eval_loss"]
+    await header_shows(run_dir, f"test tui eval_loss {loss:.4g}")
+
+
+async def header_shows(run_dir, words: str) -> None:
+    """Open the run in the TUI as `cockpit watch` does, and find `words` in its header."""
+    import time
+
+    from cockpit.tui.app import CockpitApp
+    from cockpit.tui.screens.run import RunScreen
+    from cockpit.tui.widgets.run.header import RunHeader
+
+    app = CockpitApp(run_dir=run_dir)
+    async with app.run_test(size=(160, 40)) as pilot:
+        deadline = time.monotonic() + 20
+        while not (isinstance(app.screen, RunScreen) and app.screen.settled):
+            assert time.monotonic() < deadline, "the run screen never settled"
+            await pilot.pause(0.05)
+        text = str(app.screen.query_one(RunHeader).render())
+        assert words in text, text

@@ -11,6 +11,7 @@ import sys
 import pytest
 from conftest import SHARED_DATA, of_type
 
+from cockpit.eval_view import percent
 from engine.events import read_events
 from engine.train import best
 
@@ -124,3 +125,17 @@ def test_cockpit_eval_scores_a_grpo_model_with_its_rewards(demo):
     assert metrics["eval_completions/clipped_ratio"] < 1
     assert result.stdout.startswith("digits-final: final (step 10) on ") and "answer accuracy" in result.stdout
     assert "test digits-final: final (step 10)" in cockpit("doctor", str(run_dir)).stdout
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_tui_header_shows_grpo_eval_accuracies(demo):
+    from test_eval import header_shows
+
+    _, run_dir = demo
+    last = of_type(list(read_events(run_dir / "events.jsonl")), "eval")[-1]
+    await header_shows(run_dir, f"eval answer {percent(last['eval_answer_accuracy'])}  format {percent(last['eval_format_accuracy'])}")

@@ -303,3 +303,20 @@ def test_a_trial_killed_before_its_first_checkpoint_starts_again_and_its_attempt
     kept = trial.parent / "interrupted" / "trial-000-1"
     assert (kept / names.CONFIG).is_file() and "kept in" in again.stdout
     assert len(of_type(trial, "run_started")) == 1 and of_type(trial, "run_finished")[-1]["status"] == "completed"
+
+
+def test_grpo_sweeps_optimise_answer_accuracy_when_the_data_has_answers(tmp_path, monkeypatch, capsys):
+    from cockpit.cli import main
+    from cockpit.sweep.spec import from_command, resolve
+
+    spec = from_command(None, {"preset": "grpo-quick", "sets": ["grpo.beta=0,0.04"]})
+    resolve(spec, 0)
+    assert (spec.objective, spec.direction, spec.sampler, spec.trials) == ("eval_answer_accuracy", "maximize", "grid", 2)
+    spec = from_command(None, {"preset": "grpo-quick", "sets": ["grpo.beta=0,0.04"], "objective": "eval_rewards/correctness/mean"})
+    resolve(spec, 0)
+    assert spec.direction == "maximize"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:  # a metric GRPO runs do not log
+        main(["sweep", "--preset", "grpo-quick", "--set", "grpo.beta=0,0.04", "--objective", "eval_accuracy"])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and "\n" not in err and "GRPO runs log eval_answer_accuracy" in err

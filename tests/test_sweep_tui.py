@@ -63,8 +63,8 @@ async def test_a_sweep_on_home_opens_its_screen_where_a_trial_is_stopped_and_ope
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), what="the sweep screen")
             screen = app.screen
-            await wait_for(pilot, lambda: status(screen, "trial-000") == "running"
-                           and any(e for e in (screen.last.loss[0][1] if screen.last.loss else [])), what="trial-000 training")
+            await wait_for(pilot, lambda: status(screen, "trial-000") == "running" and screen.last.loss and screen.last.loss[0][1]
+                           and screen.last.evals and screen.last.evals[0][1], what="trial-000's curves, loss and eval")
             assert "1 worker running" in screen.last.title
             await pilot.press("s")  # stop the trial under the cursor: trial-000
             await wait_for(pilot, lambda: status(screen, "trial-000") == "pruned", what="trial-000 stopped and told")

@@ -185,7 +185,7 @@ def read_file(path: Path) -> tuple[SweepSpec, list[Param]]:
     params_raw = data.get("params") or {}
     if not isinstance(params_raw, dict):
         raise SweepError(f"{source}: params: must map section.key to values or a range, e.g. train.learning_rate: [1e-5, 5e-6]")
-    params = [param_from_yaml(str(k), v, source) for k, v in params_raw.items()]
+    params = [_absolute_param(param_from_yaml(str(k), v, source), base) for k, v in params_raw.items()]
     spec = SweepSpec(
         preset=data.get("preset"),
         config_file=_absolute(str(data["config"]), base) if data.get("config") else None,
@@ -238,7 +238,7 @@ def from_command(file: Path | None, cli: dict[str, Any]) -> SweepSpec:
             by_key[param.key] = param
         else:
             spec.sets.append(_absolute_set(text, cwd))
-    spec.params = list(by_key.values())
+    spec.params = [_absolute_param(p, cwd) for p in by_key.values()]
     for key in ("sampler", "objective", "direction", "name"):
         if cli.get(key) is not None:
             setattr(spec, key, cli[key])
@@ -250,6 +250,15 @@ def from_command(file: Path | None, cli: dict[str, Any]) -> SweepSpec:
     if cli.get("pruner") is not None:
         spec.pruner = _pruner(cli["pruner"], "--pruner")
     return spec
+
+
+def _absolute_param(param: Param, base: Path) -> Param:
+    """Swept data files (data.path=a.jsonl,b.jsonl) made absolute, as a shared one is."""
+    if param.kind != "choices" or param.key not in _PATH_KEYS | {"model.name_or_path"}:
+        return param
+    only_existing = param.key == "model.name_or_path"
+    choices = tuple(_absolute(v, base, only_existing) if isinstance(v, str) else v for v in param.choices)
+    return Param(param.key, "choices", choices)
 
 
 def _absolute_reward(spec: str, base: Path) -> str:
@@ -330,6 +339,13 @@ def resolve(spec: SweepSpec, visible_gpus: int) -> dict[str, Any]:
     for param in spec.params:
         if param.key in shared:
             raise SweepError(f"{param.key} is both swept ({param.describe()}) and given one value; drop one of them")
+    if "gpus" in spec.values:  # --gpus N: the GPUs of each trial; the trials share the rest
+        if spec.gpus_per_trial not in (1, int(spec.values["gpus"])):
+            raise SweepError(f"--gpus {spec.values['gpus']} and --gpus-per-trial {spec.gpus_per_trial} disagree; give one of them")
+        spec.gpus_per_trial = int(spec.values.pop("gpus"))
+    if any(p.key == "run.gpus" for p in spec.params):
+        raise SweepError("run.gpus cannot be swept: every trial needs to know its GPUs before it starts; "
+                         "give --gpus-per-trial K")
     if spec.sampler is None:
         spec.sampler = "grid" if all(p.grid() is not None for p in spec.params) else "tpe"
     if spec.sampler not in SAMPLERS:
@@ -387,9 +403,11 @@ def _check_objective(spec: SweepSpec, base: dict[str, Any], configs: list[dict[s
         if cfg["train"]["eval_strategy"] == "no":
             raise SweepError(f"objective {spec.objective}: the trials never evaluate (train.eval_strategy=no), so none would "
                              "log it; set train.eval_strategy=steps (and --eval-steps N)")
+    if spec.direction is not None and spec.direction not in ("minimize", "maximize"):
+        raise SweepError(f"--direction takes minimize or maximize, got {spec.direction!r}")
     if spec.direction is None:
         spec.direction = direction_of(spec.objective)
-    if spec.direction not in ("minimize", "maximize"):
+    if spec.direction is None:
         raise SweepError(f"objective {spec.objective}: say whether lower or higher is better: --direction minimize or "
                          "--direction maximize")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cockpit.diagnose import Finding, save_findings
+from cockpit.eval_view import headline
 from cockpit.supervisor import LOG_FILE, RunHandle
 from engine.events import number
 
@@ -39,6 +40,7 @@ class Snapshot:
     elapsed_s: float | None = None
     tokens_per_s: float | None = None
     last_loss: float | None = None
+    evaluation: str = ""  # GRPO's eval accuracies and the latest cockpit eval result (cockpit/eval_view.py)
     is_grpo: bool = False
     charts: dict[str, list[tuple[str, list[float], list[float]]]] = field(default_factory=dict)
     memory: dict[str, Any] | None = None
@@ -191,6 +193,7 @@ class RunFeed:
             elapsed_s=elapsed,
             tokens_per_s=number(s.metrics.get("tokens_per_second")) if s.metrics else None,
             last_loss=s.last_loss,
+            evaluation=headline(s),
             is_grpo=self.grpo,
             memory=s.memory,
             samples=list(s.samples or []),

@@ -41,5 +41,7 @@ class RunHeader(Static):
         line.append(f"  {num(snap.tokens_per_s, ',.0f')} tok/s")
         line.append(f"  elapsed {duration(snap.elapsed_s)}")
         line.append(f"  loss {num(snap.last_loss)}")
+        if snap.evaluation:  # GRPO's eval accuracies, a test result
+            line.append(f"  {snap.evaluation}", style="bold cyan")
         line.append(f"  checkpoints {snap.checkpoints}", style="dim")
         self.update(Text("\n").join([top, line]))

@@ -9,36 +9,13 @@ from textual.containers import VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import Static
 
-TRAINED = "bold black on dark_sea_green2"
-MASKED = "grey50"
-BOUNDARY = "bold black on yellow"
+from cockpit.samples_view import render_sample as draw
 
 
 def render_sample(sample: dict[str, Any], position: int, count: int) -> Text:
-    """One sample as the collator trains on it, with a header line saying what is what."""
-    text = Text()
-    tokens, trained = sample.get("tokens"), sample.get("trained_tokens")
-    text.append(f"sample {position + 1}/{count}", style="bold")
-    text.append(f"  {sample.get('split', 'train')} #{sample.get('index', '?')}  {tokens} tokens, {trained} trained", style="dim")
-    text.append("  ([ ] step)\n", style="dim")
-    text.append("masked", style=MASKED)
-    text.append(" ")
-    text.append("trained", style=TRAINED)
-    text.append(" ")
-    text.append("▶", style=BOUNDARY)
-    text.append(" completion starts\n\n", style="dim")
-    previous = False
-    for segment in sample.get("segments") or []:
-        is_trained = bool(segment.get("trained"))
-        if is_trained and not previous:
-            text.append("▶", style=BOUNDARY)
-        text.append(str(segment.get("text", "")), style=TRAINED if is_trained else MASKED)
-        previous = is_trained
-    if sample.get("truncated"):
-        text.append(" ✂ truncated at max_length", style="bold white on red")
-    if not trained:
-        text.append("\n\nno token of this sample is trained: its labels are all masked", style="bold red")
-    return text
+    """One sample as the collator trains on it, drawn as `cockpit samples` draws it (cockpit/samples_view.py),
+    the tokens first: the panel is small. A GRPO run's samples are prompts, which generation starts from."""
+    return draw(sample, position, count, hint="([ ] step)", formatted=False)
 
 
 class SamplesPanel(VerticalScroll):
