@@ -145,7 +145,7 @@ def test_best_config_is_a_config_file_cockpit_run_takes(grid, tmp_path):
 
 
 def test_ctrl_c_stops_the_trial_with_a_checkpoint_and_resume_continues_it(tmp_path):
-    args = ["sweep", "--preset", "quick-test", "--lr", "1e-3,3e-3", "--max-steps", "9", "--save-steps", "3"]
+    args = ["sweep", "--preset", "quick-test", "--lr", "1e-3,3e-3", "--max-steps", "12", "--save-steps", "3"]
     proc = start(*args, cwd=tmp_path)
     wait_for(lambda: (tmp_path / "sweeps").is_dir() and any((tmp_path / "sweeps").iterdir()), what="the sweep dir")
     sweep_dir = the_sweep(tmp_path)

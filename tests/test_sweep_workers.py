@@ -27,7 +27,9 @@ def times(run_dir: Path, kind: str) -> list[float]:
 
 
 def test_a_joining_worker_takes_the_next_trial_and_both_train_at_once(tmp_path):
-    first = cockpit("sweep", "--preset", "quick-test", "--lr", "1e-3,3e-3", "--max-steps", "9", cwd=tmp_path)
+    # Trials long enough that the second worker's trial starts while the first one's still trains.
+    first = cockpit("sweep", "--preset", "quick-test", "--lr", "1e-3,3e-3", "--max-steps", "30", "--eval-steps", "10",
+                    "--save-steps", "30", cwd=tmp_path)
     deadline = time.time() + 120
     while not list(tmp_path.glob("sweeps/*/trial-000/events.jsonl")):
         assert time.time() < deadline and first.poll() is None, first.communicate()
