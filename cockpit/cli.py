@@ -7,6 +7,7 @@ import typer
 from cockpit.commands import compare as compare_command
 from cockpit.commands import doctor
 from cockpit.commands import eval as eval_command
+from cockpit.commands import export as export_command
 from cockpit.commands import lint as lint_command
 from cockpit.commands import presets as presets_command
 from cockpit.commands import run as run_command
@@ -31,6 +32,7 @@ app.command("sweep")(sweep_command.sweep)
 app.command("compare")(compare_command.compare)
 app.command("samples")(samples_command.samples)
 app.command("eval")(eval_command.eval_command)
+app.command("export")(export_command.export)
 
 
 @app.callback(invoke_without_command=True)
