@@ -70,6 +70,7 @@ class TrialRun:
         self.best_step: int | None = None
         self.interrupted = False  # the sweep asked it to stop (Ctrl-C): it stays RUNNING, to be resumed
         self._stop_sent = False
+        self._findings_changed = False
         self.quiet = False  # while catching up on a run's earlier events: reported, not printed
 
     def _frozen(self) -> Any:
@@ -166,6 +167,8 @@ class TrialRun:
 
     def _consume(self, batch: list[tuple[dict[str, Any], bool, list[Finding]]]) -> None:
         objective = self.spec.objective
+        if any(changed for _, _, changed in batch):
+            self._findings_changed = True
         for event, fresh, changed in batch:
             if fresh and event.get("type") == "eval":
                 self._on_eval(event, objective)
@@ -175,11 +178,18 @@ class TrialRun:
                 if finding.severity == "red" and finding.code in PRUNE_CODES and not self.stopped_by:
                     self._stop_for({"by": "finding", "code": finding.code, "step": finding.step,
                                     "why": f"{finding.code} at step {finding.step}: {finding.title}"})
-        if batch and self.handle is not None:
-            try:
-                save_findings(self.run_dir, self.handle.diagnoser.findings)
-            except OSError:
-                pass  # a full disk: the study still gets the outcome
+        if self._findings_changed and not self.quiet:
+            self._save_findings()
+
+    def _save_findings(self) -> None:
+        """findings.json, as `cockpit run` keeps it: doctor, the TUI and compare read it."""
+        if self.handle is None:
+            return
+        self._findings_changed = False
+        try:
+            save_findings(self.run_dir, self.handle.diagnoser.findings)
+        except OSError:
+            pass  # a full disk: the study still gets the outcome
 
     def _on_eval(self, event: dict[str, Any], objective: str) -> None:
         value, step = as_number(event.get(objective)), event.get("step")
@@ -228,7 +238,7 @@ class TrialRun:
         state = handle.state if handle is not None else None
         if state is not None and state.finished is None and state.processes:
             handle.diagnoser.finish()  # an engine that died without a word: the whole-run rules judge
-            self._consume([])
+        self._save_findings()
         status = state.status(False) if state is not None else "not started"
         if self.stopped_by is None and status == "stopped" and not self.interrupted:
             # Stopped from elsewhere (s in the TUI, `cockpit watch`): a person's decision, kept as one.
