@@ -29,6 +29,9 @@ def result_text(result: dict[str, Any]) -> str:
     where = f"{result.get('checkpoint')}" + (f" (step {result['model_step']})" if result.get("model_step") is not None else "")
     dataset = str(result.get("dataset") or "").replace("\\", "/").rsplit("/", 1)[-1]  # the file's name; its JSON keeps the path
     head = f"{result.get('name')}: {where} on {dataset}, {result.get('evaluated')} records"
+    dropped = sum(v for v in (result.get("dropped") or {}).values() if isinstance(v, int))
+    if dropped:  # e.g. prompts over grpo.max_prompt_length, left out as in training
+        head += f" ({dropped} of {result.get('records')} left out: {', '.join(result['dropped'])})"
     if result.get("run_type") == "grpo":
         body = [accuracy_text(m) or "no accuracy (no ground truth)", f"reward {metric(m.get('eval_reward'))}"]
     else:
