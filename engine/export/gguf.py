@@ -131,7 +131,7 @@ def write_and_check(model_dir: Path, cfg: dict[str, Any]) -> str:
     """Write model_dir/model.gguf, load it back with transformers' GGUF reader, compare logits; the line to print."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.export.__main__ import compare, logits, prompt_ids
+    from engine.export.check import compare, logits, prompt_ids
 
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     tokenizer_file = model_dir / "tokenizer.json"
