@@ -289,3 +289,28 @@ def test_two_cockpit_runs_on_one_output_dir_train_once(tmp_path):
     assert str(run_dir) in line
     events = list(read_events(run_dir / names.EVENTS))
     assert len(of_type(events, "run_started")) == 1 and len(of_type(events, "run_finished")) == 1
+
+
+def test_a_run_stopped_at_its_last_step_resumes_to_its_end_without_an_extra_step(run_engine, tmp_path):
+    """Stopped (or killed before final/) right at its last step: the resume has nothing to train.
+    transformers would run one step more (step 9 of 8); the engine loads the checkpoint and ends."""
+    import threading
+
+    run_dir = tmp_path / "run1"  # the fixture's first run dir
+
+    def stop_at_the_last_step() -> None:  # after step 7's log the next stop request lands on step 8
+        wait_for(lambda: metrics_at(run_dir, 7), what="step 7")
+        (run_dir / names.CONTROL).write_text("stop\n")
+
+    thread = threading.Thread(target=stop_at_the_last_step, daemon=True)
+    thread.start()
+    code, events, _ = run_engine(sets=STEPS + ["train.max_steps=8", "train.save_steps=4"])
+    thread.join(timeout=5)
+    assert code == 130 and of_type(events, "run_finished")[-1]["status"] == "stopped"
+    assert of_type(events, "checkpoint")[-1]["step"] == 8 and not (run_dir / names.FINAL).exists()
+    code, events, _ = run_engine(resume_dir=run_dir)
+    assert code == 0
+    assert max(e["step"] for e in of_type(events, "metrics")) == 8  # no step 9
+    finished = of_type(events, "run_finished")[-1]
+    assert finished["status"] == "completed" and finished["step"] == 8
+    assert (run_dir / names.FINAL / "adapter_model.safetensors").is_file()

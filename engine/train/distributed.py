@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 from engine.errors import EngineError
+from engine.train import trl_args
 
 
 def rank() -> int:
@@ -139,7 +140,7 @@ def trainer_kwargs(cfg: dict[str, Any], precision: str) -> dict[str, Any]:
             **base,
             "fsdp": True,
             "fsdp_config": {"version": 2, "reshard_after_forward": True, "activation_checkpointing": checkpointing},
-            "activation_checkpointing": False,
+            trl_args.checkpointing_key(): False,  # its name in this transformers (5.17 has no activation_checkpointing)
         }
     stage = 3 if strategy == "deepspeed-zero3" else 2
     zero: dict[str, Any] = {"stage": stage, "overlap_comm": True, "contiguous_gradients": True}

@@ -278,5 +278,5 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
 
         reward_check.check(cfg, trainer, tokenizer, reward_set, splits.train, events, lambda p: render_prompt(p, tokenizer))
 
-    trainer.train(resume_from_checkpoint=checkpoint)
+    outputs.train(trainer, checkpoint, events)
     return outputs.finish(trainer, callback, flag, run_dir, tokenizer, events, guard)

@@ -177,5 +177,5 @@ def run(cfg: dict[str, Any], run_dir: Path, events: Any, flag: Any, checkpoint: 
     events.emit("samples", samples=sample_payload(trainer.train_dataset, tokenizer, cfg["data"]["samples"], args.max_length,
                                                   truncation_mode=args.truncation_mode))
 
-    trainer.train(resume_from_checkpoint=checkpoint)
+    outputs.train(trainer, checkpoint, events)
     return outputs.finish(trainer, callback, flag, run_dir, tokenizer, events, guard)
