@@ -245,7 +245,8 @@ def test_resume_refuses_a_sweep_another_worker_runs_and_new_options(tmp_path, mo
     """A second `cockpit sweep --resume` on a sweep a live worker holds is refused with --join as the way in."""
     from cockpit.cli import main
     from cockpit.sweep import claims
-    from cockpit.sweep.spec import from_command, resolve
+    from cockpit.sweep.checks import resolve
+    from cockpit.sweep.spec import from_command
     from cockpit.sweep.sweep_dir import create
 
     monkeypatch.chdir(tmp_path)
@@ -307,7 +308,8 @@ def test_a_trial_killed_before_its_first_checkpoint_starts_again_and_its_attempt
 
 def test_grpo_sweeps_optimise_answer_accuracy_when_the_data_has_answers(tmp_path, monkeypatch, capsys):
     from cockpit.cli import main
-    from cockpit.sweep.spec import from_command, resolve
+    from cockpit.sweep.checks import resolve
+    from cockpit.sweep.spec import from_command
 
     spec = from_command(None, {"preset": "grpo-quick", "sets": ["grpo.beta=0,0.04"]})
     resolve(spec, 0)

@@ -159,7 +159,8 @@ def _sweep_dir(file: Path | None, cli: dict[str, Any], resume: Path | None, join
     from cockpit.sweep import claims, devices
     from cockpit.sweep import sweep_dir as layout
     from cockpit.sweep.space import SweepError
-    from cockpit.sweep.spec import from_command, resolve
+    from cockpit.sweep.checks import resolve
+    from cockpit.sweep.spec import from_command
     from cockpit.sweep.worker import finished
 
     visible = len(devices.visible_devices()[0])

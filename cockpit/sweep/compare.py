@@ -164,7 +164,7 @@ def _trial_status(record: Any, claimed: bool, row: Row, sweep_dir: Path) -> tupl
 
 
 def _direction(metric: str) -> str:
-    from cockpit.sweep.spec import direction_of
+    from cockpit.sweep.checks import direction_of
 
     return direction_of(metric) or "minimize"
 
