@@ -40,9 +40,8 @@ _NLI_FIELDS = (
 )
 _PLACEHOLDER = re.compile(r"\{([^{}\s][^{}]*)\}")
 TEMPLATE_FIX = "--set data.prompt_template='...{column}...' --set data.completion_template='{column}'"
-# Plain text (no chat template) of a prompt built from fields (alpaca, input/output, ...) is prompt +
-# separator + completion: TRL concatenates the two as they are, so "Is it?" and "Yes" would train as
-# "Is it?Yes". A newline, or a space where the tokenizer drops newlines (engine/train/sft.py picks).
+# Plain text built from fields is prompt + separator + completion (TRL would glue "Is it?" "Yes" into "Is it?Yes"):
+# a newline, or a space where the tokenizer drops newlines (engine/train/sft.py picks).
 PLAIN_SEPARATORS = ("\n", " ")
 
 
@@ -435,10 +434,7 @@ def prompt_and_completion(record: dict, fmt: str, *, prompt_template=None,
 def normalize_record(record: dict, fmt: str, *, loss_on: str = "completion", chat: bool = True,
                      system_prompt: str | None = None, prompt_template: str | None = None,
                      completion_template: str | None = None, separator: str = PLAIN_SEPARATORS[0]) -> dict:
-    """One raw record of format `fmt` -> one normalised row. Raises RecordError or Skip.
-
-    `separator`: what joins a plain-text prompt to its completion (chat=False).
-    """
+    """One raw record of format `fmt` -> one normalised row (`separator` joins plain text). Raises RecordError or Skip."""
     if not isinstance(record, dict):
         raise RecordError(f"a record must be a JSON object, found {type(record).__name__}")
     if not record:
