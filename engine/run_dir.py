@@ -145,9 +145,10 @@ class EngineLock:
                 self._fd = None
 
 
-def holder(run_dir: str | os.PathLike[str]) -> int | None:
-    """The pid of the engine that holds the run dir now (0 when it does not say), or None when none does."""
-    path = Path(run_dir) / LOCK
+def lock_holder(path: str | os.PathLike[str]) -> dict | None:
+    """Who holds an exclusive flock on `path` now ({pid, host, since} as the file says, {} when it does
+    not say), or None when nobody does. Also the sweep's claims (cockpit/sweep/claims.py)."""
+    path = Path(path)
     if fcntl is None or not path.is_file():
         return None
     try:
@@ -158,12 +159,21 @@ def holder(run_dir: str | os.PathLike[str]) -> int | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            pid, _ = _read_holder(path)
-            return pid or 0
+            try:
+                info = json.loads(path.read_text(encoding="utf-8") or "{}")
+            except (OSError, ValueError):
+                return {}
+            return info if isinstance(info, dict) else {}
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def holder(run_dir: str | os.PathLike[str]) -> int | None:
+    """The pid of the engine that holds the run dir now (0 when it does not say), or None when none does."""
+    info = lock_holder(Path(run_dir) / LOCK)
+    return None if info is None else (info.get("pid") or 0)
 
 
 def check_free(run_dir: str | os.PathLike[str]) -> None:
