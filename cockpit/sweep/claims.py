@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.run_dir import lock_holder as holder  # who holds a flock, as the run dir's lock is probed
+
 try:
     import fcntl
 except ImportError:  # not POSIX: claims always succeed (one worker per sweep there)
@@ -60,28 +62,6 @@ class Flock:
             finally:
                 os.close(self._fd)
                 self._fd = None
-
-
-def holder(path: Path) -> dict[str, Any] | None:
-    """Who holds the flock on `path` ({pid, host, since}; {} when the file does not say), or None when nobody does."""
-    if fcntl is None or not path.is_file():
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                return json.loads(path.read_text(encoding="utf-8") or "{}")
-            except (OSError, ValueError):
-                return {}
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
 
 
 def trial_claim(sweep_dir: Path, number: int) -> Flock:
