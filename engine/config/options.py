@@ -34,7 +34,8 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("dataset", "data.path", "--dataset", "-d", help="Training data: JSON, JSONL or CSV, or hf:owner/name[:config] for a hub dataset."),
+    Option("dataset", "data.path", "--dataset", "-d", help="Training data: a JSON, JSONL or CSV file, a dir saved by datasets' save_to_disk, or hf:NAME[:CONFIG][@SPLIT] "
+           "(datasets.load_dataset: a hub id or a local data dir)."),
     Option("eval_dataset", "data.eval_path", "--eval-dataset"),
     Option("model", "model.name_or_path", "--model", "-m"),
     Option("name", "run.name", "--name"),

@@ -82,8 +82,8 @@ class LoraSection:
 
 @dataclass
 class DataSection:
-    path: str | None = _doc("Training data: JSON, JSONL or CSV.", default=None)
-    eval_path: str | None = _doc("A separate eval file; otherwise `metadata` or eval_split decides.", default=None)
+    path: str | None = _doc("Training data: JSON, JSONL or CSV, a save_to_disk dir, or hf:NAME[:CONFIG][@SPLIT].", default=None)
+    eval_path: str | None = _doc("Separate eval data (as data.path, e.g. hf:NAME@test); otherwise `metadata` or eval_split decides.", default=None)
     format: str = _doc("auto, or one of: messages, sharegpt, prompt-completion, alpaca, input-output, question-answer, nli, text, mapped.", default="auto")
     eval_split: Rate = _doc("Records held out for eval when the data has no train/eval metadata: a share below 1 (0.1), or a count (50); 0: none.", default=0.1)
     split_field: str = _doc("Record field whose value, exactly train or eval, decides the split.", default="metadata")
