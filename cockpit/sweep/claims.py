@@ -6,14 +6,13 @@ claim is free and whose Optuna state is still RUNNING was interrupted, and the n
 it; nothing has to notice a crash or clean up after one. Linux's NFS client maps flock onto NFS
 locks, which is what lets workers on several machines share one sweep dir (--join).
 
-engine/run_dir.py's EngineLock is the run dir's lock (one engine per run dir, waited for and
-refused with RunDirBusy); these are non-blocking claims that a worker skips when taken.
+The flocks are engine/run_dir.py's EngineLock (one engine per run dir), taken without waiting: a
+worker skips a trial another one has claimed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import time
@@ -21,47 +20,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.run_dir import EngineLock, RunDirBusy
 from engine.run_dir import lock_holder as holder  # who holds a flock, as the run dir's lock is probed
-
-try:
-    import fcntl
-except ImportError:  # not POSIX: claims always succeed (one worker per sweep there)
-    fcntl = None  # type: ignore[assignment]
 
 CLAIMS = "claims"
 WORKERS = "workers"
 ASK_LOCK = "ask.lock"
 
 
-class Flock:
-    """An exclusive flock on one file, taken without waiting; the file says who holds it."""
+class Flock(EngineLock):
+    """An exclusive flock on one file, taken without waiting; the file says who holds it (the run
+    dir's lock, on a file of the sweep dir)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._fd: int | None = None
+        self._fd = None
 
     def try_acquire(self) -> bool:
-        if fcntl is None:
-            return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+            self.acquire(wait_s=0)
+        except RunDirBusy:
             return False
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": round(time.time(), 3)}).encode())
-        self._fd = fd
         return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)  # type: ignore[union-attr]
-            finally:
-                os.close(self._fd)
-                self._fd = None
 
 
 def trial_claim(sweep_dir: Path, number: int) -> Flock:
