@@ -58,9 +58,6 @@ def check_train(cfg: dict[str, dict[str, Any]]) -> None:
         raise ConfigError("train.num_train_epochs must be > 0 (or set train.max_steps)", key="train.num_train_epochs")
     if t["max_steps"] == 0:
         raise ConfigError("train.max_steps=0 trains nothing; give a number of steps, or -1 to run all epochs", key="train.max_steps")
-    if t["save_strategy"] == "no" and t["save_steps"]:
-        raise ConfigError(f"train.save_steps={t['save_steps']} saves nothing with train.save_strategy=no; drop one of them "
-                          "(--set train.save_strategy=steps saves every save_steps)", key="train.save_steps")
     if t.get("longest_first") and t.get("packing"):
         raise ConfigError("train.longest_first does nothing with train.packing=true (every packed sequence is max_length long); drop one of them",
                           key="train.longest_first")
