@@ -61,3 +61,15 @@ def test_gpus_make_one_slot_per_trial_each_with_its_devices():
     assert [s.env for s in pairs] == [{"CUDA_VISIBLE_DEVICES": "GPU-aa,GPU-bb"}]
     (cpu,) = slots([], 1)
     assert cpu.env is None and cpu.label == "CPU"
+
+
+def test_gpus_chooses_the_sweeps_gpus_as_cockpit_run_reads_them():
+    import pytest
+    from cockpit.sweep.devices import choose
+
+    entries = ["0", "1", "2", "3"]
+    assert choose(entries, "0,2") == ["0", "2"] and choose(entries, "1,") == ["1"]  # indices (a trailing comma: one)
+    assert choose(entries, "2") == ["0", "1"] and choose(entries, "all") == entries and choose(entries, None) == entries
+    for bad, says in (("5,", "GPU 5 is not visible"), ("9", "--gpus 4"), ("x", "give a count")):
+        with pytest.raises(ValueError, match=says):
+            choose(entries, bad)

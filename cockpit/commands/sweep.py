@@ -105,8 +105,9 @@ def sweep(
                                          "successive-halving, none (options: in a sweep file)."),
     sampler_seed: Optional[int] = typer.Option(None, "--sampler-seed", help="Seed of the sampler (the grid's order, the search's draws)."),
     sweep_name: Optional[str] = typer.Option(None, "--sweep-name", help="Name of the sweep dir (default: the preset's run name)."),
-    gpus_per_trial: Optional[int] = typer.Option(None, "--gpus-per-trial", help="GPUs each trial trains on; trials run side by "
-                                                 "side on the rest (default 1; on a CPU machine one trial at a time)."),
+    gpus_per_trial: Optional[int] = typer.Option(None, "--gpus-per-trial", help="GPUs each trial trains on, of those --gpus gives "
+                                                 "the sweep (all visible by default); trials run side by side on the rest "
+                                                 "(default 1; on a CPU machine one trial at a time)."),
     sweeps_dir: Path = typer.Option(Path("sweeps"), "--sweeps-dir", help="Where new sweep dirs are made."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="The sweep dir (default sweeps/<name>-<timestamp>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue SWEEP_DIR: keep finished trials, resume the interrupted one, run the rest."),
@@ -139,7 +140,7 @@ def sweep(
     from cockpit.sweep.spec import describe
     from cockpit.sweep.worker import Worker
 
-    found, nvml = devices.visible_devices()
+    found, nvml = devices.visible_devices(spec.gpus)
     slots = devices.slots(found, spec.gpus_per_trial, nvml)
     out.print(f"sweep dir: {sweep_dir}")
     out.print(f"[dim]{escape(describe(spec))}; {len(slots)} trial{'s' if len(slots) > 1 else ''} at a time ({', '.join(s.label for s in slots)})[/]")

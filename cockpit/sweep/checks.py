@@ -95,13 +95,10 @@ def resolve(spec: SweepSpec, visible_gpus: int) -> dict[str, Any]:
     for param in spec.params:
         if param.key in shared:
             raise SweepError(f"{param.key} is both swept ({param.describe()}) and given one value; drop one of them")
-    if "gpus" in spec.values:  # --gpus N: the GPUs of each trial; the trials share the rest
-        if spec.gpus_per_trial not in (1, int(spec.values["gpus"])):
-            raise SweepError(f"--gpus {spec.values['gpus']} and --gpus-per-trial {spec.gpus_per_trial} disagree; give one of them")
-        spec.gpus_per_trial = int(spec.values.pop("gpus"))
-    if any(p.key == "run.gpus" for p in spec.params):
-        raise SweepError("run.gpus cannot be swept: every trial needs to know its GPUs before it starts; "
-                         "give --gpus-per-trial K")
+    if any(p.key in ("run.gpus", "run.gpu_ids") for p in spec.params):
+        raise SweepError("the GPUs cannot be swept: --gpus chooses the sweep's GPUs and --gpus-per-trial K how many "
+                         "each trial takes")
+    _check_gpus(spec, visible_gpus)
     if spec.sampler is None:
         spec.sampler = "grid" if all(p.grid() is not None for p in spec.params) else "tpe"
     if spec.sampler not in SAMPLERS:
@@ -123,9 +120,6 @@ def resolve(spec: SweepSpec, visible_gpus: int) -> dict[str, Any]:
     else:
         spec.trials = cap or DEFAULT_SEARCH_TRIALS
         points = _corners(spec.params)
-    if visible_gpus and spec.gpus_per_trial > visible_gpus:  # on a CPU machine, K processes talking over gloo
-        raise SweepError(f"--gpus-per-trial {spec.gpus_per_trial} but {visible_gpus} GPU(s) are visible; "
-                         f"use --gpus-per-trial {max(visible_gpus, 1)} (or set CUDA_VISIBLE_DEVICES)")
     try:
         base = launch.build_config(spec.preset, Path(spec.config_file) if spec.config_file else None, spec.trial_values(), spec.sets)
         configs = [launch.build_config(spec.preset, Path(spec.config_file) if spec.config_file else None,
@@ -144,6 +138,22 @@ def resolve(spec: SweepSpec, visible_gpus: int) -> dict[str, Any]:
 
     check_pruner(spec.pruner)
     return base
+
+
+def _check_gpus(spec: SweepSpec, visible: int) -> None:
+    """--gpus names GPUs this machine has, and --gpus-per-trial fits in them at least once."""
+    from cockpit.sweep.devices import pool_size
+
+    if spec.gpus is not None and visible == 0:
+        raise SweepError(f"--gpus {spec.gpus}: no CUDA GPU is visible here; on a CPU the trials run one at a time "
+                         "(--gpus-per-trial K trains each with K processes)")
+    try:
+        pool = pool_size(spec.gpus, visible) if visible else 0
+    except ValueError as exc:
+        raise SweepError(str(exc)) from None
+    if pool and spec.gpus_per_trial > pool:
+        raise SweepError(f"--gpus-per-trial {spec.gpus_per_trial} but the sweep has {pool} GPU(s); use --gpus-per-trial {pool}, "
+                         "or give the sweep more with --gpus")
 
 
 def _check_objective(spec: SweepSpec, base: dict[str, Any], configs: list[dict[str, Any]]) -> None:

@@ -36,14 +36,14 @@ from engine.config.validate import nearest
 
 PRUNERS = ("median", "hyperband", "successive-halving", "threshold", "percentile", "none")
 FILE_KEYS = ("name", "preset", "config", "set", "params", "trials", "max_trials", "sampler", "objective", "direction",
-             "pruner", "seed", "gpus_per_trial")
+             "pruner", "seed", "gpus", "gpus_per_trial")
 _PATH_KEYS = {f"{section}.{key}" for section, key in PATH_KEYS}
 _PATH_OPTIONS = ("dataset", "eval_dataset", "model")
 
 
 @dataclass
 class SweepSpec:
-    """Everything that decides which trials run; `gpus_per_trial` only decides where."""
+    """Everything that decides which trials run; `gpus` and `gpus_per_trial` only decide where."""
 
     preset: str | None = None
     config_file: str | None = None
@@ -58,6 +58,7 @@ class SweepSpec:
     pruner: dict[str, Any] = field(default_factory=lambda: {"name": "median"})
     seed: int = 0
     name: str | None = None
+    gpus: str | None = None  # the GPUs the sweep trains on, as --gpus takes them: a count, all, or indices
     gpus_per_trial: int = 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,7 +66,7 @@ class SweepSpec:
             "name": self.name, "preset": self.preset, "config": self.config_file, "values": dict(self.values),
             "set": list(self.sets), "params": {p.key: p.to_dict() for p in self.params}, "sampler": self.sampler,
             "trials": self.trials, "max_trials": self.max_trials, "objective": self.objective, "direction": self.direction,
-            "pruner": dict(self.pruner), "seed": self.seed, "gpus_per_trial": self.gpus_per_trial,
+            "pruner": dict(self.pruner), "seed": self.seed, "gpus": self.gpus, "gpus_per_trial": self.gpus_per_trial,
         }
 
     @classmethod
@@ -75,13 +76,15 @@ class SweepSpec:
             sets=list(data.get("set") or []), params=[Param.from_dict(k, v) for k, v in (data.get("params") or {}).items()],
             sampler=data.get("sampler"), trials=data.get("trials"), max_trials=data.get("max_trials"),
             objective=data.get("objective"), direction=data.get("direction"), pruner=dict(data.get("pruner") or {"name": "median"}),
-            seed=int(data.get("seed") or 0), name=data.get("name"), gpus_per_trial=int(data.get("gpus_per_trial") or 1),
+            seed=int(data.get("seed") or 0), name=data.get("name"), gpus=data.get("gpus"),
+            gpus_per_trial=int(data.get("gpus_per_trial") or 1),
         )
 
     def fingerprint(self) -> str:
         """Same fingerprint, same trials: how the same command again finds the sweep it continues."""
         data = self.to_dict()
         data.pop("gpus_per_trial")
+        data.pop("gpus")
         if self.config_file:
             try:
                 data["config_text"] = hashlib.sha256(Path(self.config_file).read_bytes()).hexdigest()
@@ -190,6 +193,7 @@ def read_file(path: Path) -> tuple[SweepSpec, list[Param]]:
         pruner=_pruner(data.get("pruner", "median"), source),
         seed=int(data.get("seed") or 0),
         name=data.get("name"),
+        gpus=str(data["gpus"]) if data.get("gpus") is not None else None,
         gpus_per_trial=_count(data.get("gpus_per_trial"), "gpus_per_trial", source) or 1,
     )
     return spec, params
@@ -213,6 +217,9 @@ def from_command(file: Path | None, cli: dict[str, Any]) -> SweepSpec:
     for name, value in (cli.get("values") or {}).items():
         option = BY_NAME[name]
         flag = option.flag
+        if name == "gpus":  # which GPUs the sweep uses; each trial takes --gpus-per-trial of them
+            spec.gpus = str(value)
+            continue
         param = None
         if isinstance(value, str) and not option.is_switch and name not in ("launcher_args", "rewards", "reward", "tag"):
             param = parse_values(option.key, value, f"{flag} {value}")
