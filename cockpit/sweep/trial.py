@@ -100,8 +100,11 @@ class TrialRun:
     def _start_fresh(self) -> Outcome | None:
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             self._set_aside()
+        sets = self.spec.trial_sets(self.params)
+        if self.slot.env is not None:  # the slot's CUDA_VISIBLE_DEVICES are the trial's GPUs: no indices of a preset's apply
+            sets.append("run.gpu_ids=null")
         request = launch.Request(preset=self.spec.preset, config_file=Path(self.spec.config_file) if self.spec.config_file else None,
-                                 values=self.spec.trial_values(), sets=self.spec.trial_sets(self.params), output_dir=self.run_dir)
+                                 values=self.spec.trial_values(), sets=sets, output_dir=self.run_dir)
         prepared = launch.prepare(request)
         self.handle = launch.start(prepared, env=self.slot.env)
         self.reporter.trial_line(self, f"started  {self.values_text}  ({self.slot.label})")
