@@ -1,8 +1,10 @@
-"""The TUI driven through Textual's Pilot: home, watch (finished, failed, GRPO), a real new run, stop, apply-fix."""
+"""The TUI driven through Textual's Pilot: home, watch (finished, failed, GRPO), a real new run, stop, apply-fix,
+and what each screen shows at 80x24 and 120x40."""
 
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import time
 from pathlib import Path
@@ -150,7 +152,7 @@ async def test_apply_fix_prefills_the_form_and_resumes_when_sound(tmp_path):
         await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
         form = app.screen
         for key, value in finding.overrides.items():
-            if key in new_run.FORM_KEYS:
+            if key in form.request.fields:
                 assert form.query_one("#" + input_id(key), Input).value == new_run.as_text(value)
         assert form.request.config_file == run_dir / "config.yaml"
         assert form.validate()
@@ -182,7 +184,8 @@ async def test_new_run_form_reports_bad_values_inline(tmp_path, monkeypatch):
         field.value = "fast"
         assert not app.screen.validate()
         assert field.has_class("-invalid")
-        assert "train.learning_rate" in str(app.screen.query_one("#form-error").render())
+        error = str(app.screen.query_one("#form-error").render())
+        assert "learning rate: must be a number" in error and "--set" not in error  # the field, not a flag
 
 
 @pytest.mark.anyio
@@ -230,3 +233,254 @@ def test_the_form_refuses_what_cockpit_run_refuses(tmp_path):
         new_run.resolve(request)
     assert exc.value.key == "run.distributed" and exc.value.overrides == {"run.distributed": "ddp"}
     assert not (tmp_path / "runs").exists()
+
+
+# ---- at 80x24 and 120x40 --------------------------------------------------------------------------
+
+
+def shown(widget) -> bool:
+    """On screen: displayed, and so are all its containers."""
+    node = widget
+    while node is not None and hasattr(node, "display"):
+        if not node.display:
+            return False
+        node = node.parent
+    return True
+
+
+@pytest.mark.anyio
+async def test_small_terminal_shows_progress_loss_chart_top_finding_and_keys_for_the_rest(tmp_path):
+    """80x24: the progress line, the loss chart alone, the top finding, the footer; 1-5 bring the rest."""
+    app = CockpitApp(run_dir=copy_run("failed_run", tmp_path / "oom-demo"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: run_screen(app).settled)
+        screen = run_screen(app)
+        header = str(screen.query_one("#header").render())
+        assert "step 8/40" in header and "loss 2.3" in header and "elapsed" in header
+        assert shown(screen.query_one("#chart-loss")) and not shown(screen.query_one("#chart-grad-norm"))
+        top = str(screen.query_one("#top-finding").render())
+        assert shown(screen.query_one("#top-finding")) and top.startswith("● ")
+        for key, panel in (("3", "#findings"), ("4", "#log"), ("5", "#memory"), ("2", "#samples")):
+            await pilot.press(key)
+            assert shown(screen.query_one(panel)), panel
+            assert not shown(screen.query_one("#chart-loss"))
+        await pilot.press("1")
+        assert shown(screen.query_one("#chart-loss"))
+        await pilot.press("1")  # the charts on show: 1 steps to the next one
+        assert shown(screen.query_one("#chart-grad-norm")) and not shown(screen.query_one("#chart-loss"))
+
+
+@pytest.mark.anyio
+async def test_the_footer_shows_every_key_the_readme_names(tmp_path):
+    from textual.widgets._footer import FooterKey
+
+    app = CockpitApp(run_dir=copy_run("grpo_run", tmp_path / "grpo"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: run_screen(app).settled)
+        await pilot.pause()
+        keys = {key.key_display for key in app.screen.query(FooterKey)}
+        assert {"s", "c", "f", "[", "]", "g", "1", "2", "3", "4", "5", "esc", "q"} <= keys, keys
+        footer = app.screen.query_one("Footer")
+        assert sum(key.size.width for key in footer.query(FooterKey)) <= 80  # nothing cut at 80 columns
+
+
+@pytest.mark.anyio
+async def test_hiding_the_right_column_widens_the_left(tmp_path):
+    app = CockpitApp(run_dir=copy_run("sft_run", tmp_path / "quick-test"))
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: run_screen(app).settled)
+        screen = run_screen(app)
+        await pilot.press("3", "4", "5")
+        await pilot.pause()
+        assert not screen.query_one("#right").display
+        assert screen.query_one("#left").size.width == SIZE[0]
+        assert shown(screen.query_one("#top-finding"))  # the findings panel is hidden: the top one stays in sight
+        await pilot.press("3", "4", "5", "1", "2")  # the right column back, the left one away
+        await pilot.pause()
+        assert not screen.query_one("#left").display and screen.query_one("#right").size.width == SIZE[0]
+
+
+@pytest.mark.anyio
+async def test_escape_goes_home_after_a_fix_run(tmp_path):
+    """Home -> run A -> f (the form) -> the new run B replaces the form -> esc: home, not run A."""
+    from cockpit.supervisor import RunHandle
+    from cockpit.tui.screens.home import HomeScreen
+
+    runs = tmp_path / "runs"
+    run_a = copy_run("sft_run", runs / "quick-test-1")
+    run_b = copy_run("failed_run", runs / "oom-demo-1")
+    app = CockpitApp(runs_dir=runs)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one(DataTable).row_count == 2)
+        app.open_run(run_a)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.settled)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen))
+        app.run_started(RunHandle.attach(run_b))  # what the form does once the engine has started
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.handle.run_dir == run_b)
+        await pilot.press("escape")
+        assert isinstance(app.screen, HomeScreen)
+
+
+@pytest.mark.anyio
+async def test_watch_then_escape_goes_home(tmp_path):
+    from cockpit.tui.screens.home import HomeScreen
+
+    app = CockpitApp(run_dir=copy_run("sft_run", tmp_path / "quick-test"), runs_dir=tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: run_screen(app).settled)
+        await pilot.press("escape")
+        assert isinstance(app.screen, HomeScreen)
+
+
+@pytest.mark.anyio
+async def test_header_counts_the_checkpoints_on_disk(tmp_path):
+    """Rotation keeps save_total_limit checkpoints: the header counts those there are, not the saves."""
+    run_dir = copy_run("sft_run", tmp_path / "quick-test")
+    saves = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines() if '"checkpoint"' in line]
+    assert len(saves) == 2
+    kept = run_dir / "checkpoints" / "checkpoint-6"
+    kept.mkdir(parents=True)
+    (kept / "cockpit_complete.json").write_text("{}")
+    (run_dir / "checkpoints" / "checkpoint-3").mkdir()  # no completion marker: it does not count
+    app = CockpitApp(run_dir=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: run_screen(app).settled)
+        assert run_screen(app).last.checkpoints == 1
+        assert "checkpoints 1" in str(app.screen.query_one("#header").render())
+
+
+def test_header_lines_fit_both_sizes_keeping_the_progress_fields():
+    from cockpit.tui.feed import Snapshot
+    from cockpit.tui.widgets.run.header import progress_line, top_line
+
+    snap = Snapshot(changed=set(), title="mistral-nli-qlora-20261122-091500", status="running", phase="training", step=66,
+                    total_steps=400, epoch=0.4, eta_s=185, elapsed_s=62, tokens_per_s=1234.5, last_loss=6.661, checkpoints=3,
+                    config={"run": {"name": "mistral-nli-qlora", "type": "sft"}, "model": {"name_or_path": "mistralai/Mistral-7B-v0.3", "finetune": "qlora"}})
+    for width in (78, 118):
+        line = progress_line(snap, width).plain
+        assert len(line) <= width
+        for part in ("step 66/400", "ETA 3m05s", "1,234 tok/s", "elapsed 1m02s", "loss 6.661"):
+            assert part in line, (width, line)
+        top = top_line(snap, width).plain
+        assert len(top) <= width and "SFT" in top and "RUNNING" in top and "091500" in top
+    assert "checkpoints 3" in progress_line(snap, 118).plain  # whole at 120 columns, not cut
+
+
+def test_chart_ticks_are_whole_steps_and_labels_short():
+    from cockpit.tui.widgets.run.charts import nice_ticks, tick_labels
+
+    assert nice_ticks(1, 3, 8, whole=True) == [1, 2, 3]  # a 3-step run: 1 2 3, not 1.00 1.75 2.50
+    assert all(t == int(t) for t in nice_ticks(1, 37, 6, whole=True))
+    assert tick_labels(nice_ticks(-1e-5, 0.0, 3)) == ["-1e-5", "-5e-6", "0"]  # no -0.0000
+    assert "-0" not in "".join(tick_labels(nice_ticks(-0.00004, 0.008, 4)))
+    assert tick_labels([0.0, 2e-6, 4e-6]) == ["0", "2e-6", "4e-6"]  # a learning rate's labels stay short
+
+
+@pytest.mark.anyio
+async def test_nan_values_are_marked_and_the_axis_reaches_the_last_step(tmp_path):
+    """grad_norm NaN from step 3 on: the chart says so in its title and marks the steps; its x axis runs to
+    the run's last step like the others."""
+    run_dir = copy_run("sft_run", tmp_path / "quick-test")
+    lines = (run_dir / "events.jsonl").read_text().splitlines()
+    out = []
+    for line in lines:
+        event = json.loads(line)
+        if event["type"] == "metrics" and event["step"] >= 3:
+            event["grad_norm"] = "NaN"
+        out.append(json.dumps(event))
+    (run_dir / "events.jsonl").write_text("\n".join(out) + "\n")
+    app = CockpitApp(run_dir=run_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: run_screen(app).settled)
+        chart = app.screen.query_one("#chart-grad-norm", MetricChart)
+        assert [s for _, s, _ in chart.nonfinite][0] == [3, 4, 5, 6]
+        assert chart.title_line().plain.startswith("grad_norm") and "NaN" in chart.title_line().plain  # 20 cells: short
+        assert chart.x_max == 6
+        assert "6" in str(chart.render()).splitlines()[-1]  # the last tick is the last step
+        await pilot.resize_terminal(80, 24)
+        await pilot.press("1")  # the small layout: one chart at a time, the whole width
+        await pilot.pause()
+        assert chart.display and "x NaN/Inf at step 3 (+3)" in chart.title_line().plain
+
+
+def test_engine_log_lines_are_shortened_and_wrapped():
+    from cockpit.tui.widgets.run.log import display_lines, wrap
+
+    shown_lines, _ = display_lines([
+        "/home/u/.venv/lib/python3.11/site-packages/torch/utils/data/dataloader.py:759: UserWarning: 'pin_memory' is set",
+        "  super().__init__(loader)",  # the warning's source line
+        "",
+        "{'loss': '2.1', 'grad_norm': '1.3'}",
+    ])
+    assert shown_lines == ["torch/utils/data/dataloader.py:759: UserWarning: 'pin_memory' is set", "{'loss': '2.1', 'grad_norm': '1.3'}"]
+    rows = wrap(shown_lines[0], 30)
+    assert all(len(row) <= 30 for row in rows) and "".join(r.strip() for r in rows).replace(" ", "") == shown_lines[0].replace(" ", "")
+
+
+def test_home_keeps_status_step_loss_and_red_at_80_columns():
+    from types import SimpleNamespace
+
+    from cockpit.tui.widgets.home.run_table import COLUMNS, layout
+
+    row = SimpleNamespace(name="mistral-nli-qlora-20261122-091500", preset="mistral-nli-qlora", model="mistralai/Mistral-7B-v0.3",
+                          status="failed", step=8, total_steps=40, last_loss=2.3, red_findings=2)
+    cells = [[c.cell(row) for c in COLUMNS]]
+    narrow = [c.key for c, _ in layout(COLUMNS, cells, 78)]
+    assert {"run", "status", "step", "loss", "red"} <= set(narrow)
+    assert sum(w for _, w in layout(COLUMNS, cells, 78)) + 2 * len(narrow) <= 78
+    assert [c.key for c, _ in layout(COLUMNS, cells, 118)] == [c.key for c in COLUMNS]
+
+
+def test_home_title_names_the_runs_dir_as_typed(tmp_path, monkeypatch):
+    from cockpit.tui.screens.home import title
+
+    monkeypatch.chdir(tmp_path)
+    assert title(3, Path("runs")) == "3 runs in ./runs"
+    assert title(1, tmp_path / "runs") == "1 run in ./runs"
+    assert title(0, Path("/srv/runs")) == "no runs in /srv/runs yet"
+
+
+@pytest.mark.anyio
+async def test_the_form_opens_on_the_dataset_and_shows_its_error_in_sight(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = CockpitApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        form = app.screen
+        assert app.focused is form.query_one("#field-data-path")
+        form.query_one("#field-data-path", Input).value = "missing.jsonl"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: "file not found" in str(form.query_one("#form-error").render()), timeout=20)
+        error = form.query_one("#form-error")
+        assert error.region.y + error.region.height <= 24 - 1 and error.region.height > 0  # above the footer, in sight
+        assert str(error.render()).startswith("error: dataset: missing.jsonl")
+        assert app.focused is form.query_one("#field-data-path")
+        form.query_one("#field-data-path", Input).value = ""
+        assert not form.validate()
+        assert "fill in a JSON, JSONL or CSV file" in str(error.render())
+        assert "none until the error above is fixed" in str(form.query_one("#form-estimate").render())
+
+
+@pytest.mark.anyio
+async def test_a_grpo_preset_gets_grpo_fields(tmp_path, monkeypatch):
+    from textual.widgets import Select
+
+    from engine.config.options import OPTIONS
+
+    monkeypatch.chdir(tmp_path)
+    app = CockpitApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("n")
+        form = app.screen
+        form.query_one("#field-preset", Select).value = "grpo-demo"
+        await wait_for(pilot, lambda: form.query("#" + input_id("grpo.num_generations")))
+        for option in OPTIONS:
+            if option.grpo_only:
+                assert form.query("#" + input_id(option.key)), option.key
+            if option.sft_only:
+                assert not form.query("#" + input_id(option.key)), option.key
+        assert form.query_one("#" + input_id("grpo.num_generations"), Input).value == "8"
+        form.query_one("#" + input_id("grpo.num_generations"), Input).value = "1"
+        assert not form.validate()
+        assert "generations" in str(form.query_one("#form-error").render())

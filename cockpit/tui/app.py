@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from textual.app import App
@@ -17,11 +19,13 @@ class CockpitApp(App):
     TITLE = "cockpit"
     BINDINGS = [Binding("q", "quit_app", "quit"), Binding("ctrl+c", "quit_app", "quit", show=False, priority=True)]
 
-    def __init__(self, run_dir: Path | None = None, runs_dir: Path | str = "runs", poll_s: float | None = None) -> None:
+    def __init__(self, run_dir: Path | None = None, runs_dir: Path | str = "runs", poll_s: float | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.run_dir = Path(run_dir) if run_dir else None
         self.runs_dir = Path(runs_dir)
         self.poll_s = poll_s
+        self.clock = clock  # what live runs' elapsed time and ETA are measured against
         self.handles: dict[Path, RunHandle] = {}  # every run this session opened or started
 
     def on_mount(self) -> None:
@@ -36,7 +40,7 @@ class CockpitApp(App):
         from cockpit.tui.screens.run import POLL_S, RunScreen
 
         self.handles[Path(handle.run_dir).resolve()] = handle
-        return RunScreen(handle, owner=owner, poll_s=self.poll_s or POLL_S)
+        return RunScreen(handle, owner=owner, poll_s=self.poll_s or POLL_S, clock=self.clock)
 
     def open_run(self, run_dir: Path) -> bool:
         """Attach to a run dir (going on or ended) and show it; False with a message when it is not one."""
@@ -54,6 +58,18 @@ class CockpitApp(App):
         self.switch_screen(self._run_screen(handle, owner=True))
         for warning in warnings or []:
             self.notify(warning, severity="warning", timeout=8)
+
+    def go_home(self) -> None:
+        """Back to the home screen, however many run and form screens lie on it (after a fix-run too)."""
+        from cockpit.tui.screens.home import HomeScreen
+
+        if any(isinstance(screen, HomeScreen) for screen in self.screen_stack):
+            while not isinstance(self.screen, HomeScreen):
+                self.pop_screen()
+            return
+        while len(self.screen_stack) > 2:  # `cockpit watch`: no home below; the base screen stays
+            self.pop_screen()
+        self.switch_screen(HomeScreen())
 
     def live_runs(self) -> list[RunHandle]:
         return [h for h in self.handles.values() if h.is_running()]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cockpit.diagnose import Finding, save_findings
 from cockpit.eval_view import headline
 from cockpit.supervisor import LOG_FILE, RunHandle
+from engine import run_dir as names
 from engine.events import number
 
 LOG_LINES = 500  # engine log lines handed to the UI at most per poll
@@ -41,23 +43,27 @@ class Snapshot:
     tokens_per_s: float | None = None
     last_loss: float | None = None
     evaluation: str = ""  # GRPO's eval accuracies and the latest cockpit eval result (cockpit/eval_view.py)
+    last_reward: float | None = None
     is_grpo: bool = False
     charts: dict[str, list[tuple[str, list[float], list[float]]]] = field(default_factory=dict)
+    chart_nonfinite: dict[str, list[tuple[str, list[float], int]]] = field(default_factory=dict)  # NaN/Inf steps per chart
     memory: dict[str, Any] | None = None
     samples: list[dict[str, Any]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     generations: list[dict[str, Any]] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)
     error: dict[str, Any] | None = None
-    checkpoints: int = 0
+    checkpoints: int = 0  # complete checkpoints on disk now (rotation removes old ones)
     backlog: int = 0  # events read by this poll; a full chunk means more are waiting
+    removed: bool = False  # the run was refused as bad input and its dir removed (cockpit/run_end.py)
 
 
 class RunFeed:
     """Reads one run and keeps what the screen needs, with memory bounded however long the run."""
 
-    def __init__(self, handle: RunHandle, owner: bool = False, chart_points: int = 240):
+    def __init__(self, handle: RunHandle, owner: bool = False, chart_points: int = 240, clock: Callable[[], float] = time.time):
         self.handle = handle
+        self.clock = clock  # wall-clock seconds: the elapsed time and the ETA of a live run
         self.owner = owner  # this process started the run: it keeps findings.json up to date
         self.chart_points = chart_points  # set by the UI to about twice a chart's width
         self.state = handle.state
@@ -68,6 +74,9 @@ class RunFeed:
         self._finished_diagnosis = False
         self._findings_dirty = False
         self._findings_saved_at = 0.0
+        self._checkpoints_on_disk = 0
+        self._count_checkpoints = False
+        self._removed = False
 
     @property
     def settled(self) -> bool:
@@ -128,6 +137,8 @@ class RunFeed:
         events = self.handle.poll(FIRST_CHUNK_BYTES if self._first else READ_CHUNK_BYTES)
         for event, _fresh, found in events:
             self.areas(event, changed)  # a repeated step still moves the progress bar back
+            if event.get("type") in ("checkpoint", "run_started", "run_finished"):
+                self._count_checkpoints = True
             if found:
                 changed.add("findings")
                 self._findings_dirty = True
@@ -141,11 +152,17 @@ class RunFeed:
                 changed.add("findings")
             self._findings_dirty = True  # the run's last word on findings.json, even when there are none
             changed.add("header")
+        if self._first or self._count_checkpoints:
+            self._checkpoints_on_disk = self.checkpoints_on_disk()
+            self._count_checkpoints = False
         if self._first:
             self._first = False
             changed.update(("header", "charts", "samples", "memory", "findings", "generations", "error"))
         elif alive and self.state.started_at is not None:
             changed.add("header")  # the clock and the ETA move on their own
+        if self._finished_diagnosis and not self._removed and not os.path.isdir(self.handle.run_dir):
+            self._removed = True
+            changed.add("error")
         self._save_findings(alive)
         if not changed:
             return None
@@ -153,8 +170,12 @@ class RunFeed:
         snap.backlog = len(events)
         return snap
 
+    def checkpoints_on_disk(self) -> int:
+        """Complete checkpoints in the run dir: what a resume can use, after rotation removed the old ones."""
+        return sum(1 for _, path in names.checkpoint_dirs(self.handle.run_dir) if (path / names.COMPLETE).is_file())
+
     def _save_findings(self, alive: bool) -> None:
-        if not (self.owner and self._findings_dirty):
+        if not (self.owner and self._findings_dirty) or self._removed:
             return
         now = time.monotonic()
         if alive and now - self._findings_saved_at < SAVE_FINDINGS_S:
@@ -172,7 +193,7 @@ class RunFeed:
     def snapshot(self, changed: set[str], alive: bool, log_lines: list[str] | None = None, now: float | None = None) -> Snapshot:
         s = self.state
         status = self.status(alive)
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         elapsed = None
         if s.finished and number(s.finished.get("runtime_s")) is not None:
             elapsed = number(s.finished.get("runtime_s"))
@@ -194,15 +215,18 @@ class RunFeed:
             tokens_per_s=number(s.metrics.get("tokens_per_second")) if s.metrics else None,
             last_loss=s.last_loss,
             evaluation=headline(s),
+            last_reward=number(s.metrics.get("reward")) if s.metrics else None,
             is_grpo=self.grpo,
             memory=s.memory,
             samples=list(s.samples or []),
             error=s.error,
-            checkpoints=len(s.checkpoints),
+            checkpoints=self._checkpoints_on_disk,
             log_lines=log_lines or [],
+            removed=self._removed,
         )
         if "charts" in changed:
             snap.charts = self.charts()
+            snap.chart_nonfinite = s.chart_nonfinite_lines()
         if "findings" in changed:
             snap.findings = self.diagnoser.findings
         if "generations" in changed:

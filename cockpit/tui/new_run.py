@@ -17,10 +17,21 @@ from cockpit.launch import build_config
 from cockpit.supervisor import CONFIG_FILE, RunHandle
 from engine import config as config_mod
 from engine import run_dir as names
-from engine.config.options import FORM_OPTIONS
+from engine.config.options import FORM_OPTIONS, OPTIONS
 
-# The options users change most, in form order: dotted key -> label (GRPO's own rows aside).
-FORM_KEYS: dict[str, str] = {o.key: o.label for o in FORM_OPTIONS if not o.grpo_only}  # type: ignore[misc]
+# The two fields every form has, above the run type's own (form_fields).
+PATH_FIELDS = {"data.path": "dataset", "model.name_or_path": "model"}
+
+
+def form_fields(run_type: str | None) -> dict[str, str]:
+    """The options users change most for this run type, in form order: dotted key -> label.
+
+    The labelled rows of the options table; GRPO's own (generations, rewards, completion length)
+    for GRPO runs, SFT's own (max length, loss on) for the others.
+    """
+    grpo = run_type == "grpo"
+    return {o.key: o.label for o in FORM_OPTIONS if not (o.grpo_only and not grpo) and not (o.sft_only and grpo)}  # type: ignore[misc]
+
 # Keys a resumed run may change: the checkpoint's optimizer and scheduler state restore the learning
 # rate and its schedule, and the data order depends on the batch shape, so those need a fresh start.
 RESUMABLE_TRAIN_KEYS = frozenset(
@@ -50,9 +61,11 @@ class RunRequest:
 
     preset: str | None = None
     config_file: Path | None = None  # a run's config.yaml when the form comes from a finding's fix
+    run_type: str = "sft"
+    fields: dict[str, str] = field(default_factory=lambda: form_fields("sft"))  # dotted key -> label
     dataset: str = ""
     model: str = ""
-    values: dict[str, str] = field(default_factory=dict)  # dotted key -> text, for FORM_KEYS
+    values: dict[str, str] = field(default_factory=dict)  # dotted key -> text, for `fields`
     base: dict[str, str] = field(default_factory=dict)  # the same keys as resolved before any edit
     extra: str = ""  # more section.key=value, space separated
     resume_from: Path | None = None  # a checkpoint of another run to continue from
@@ -109,23 +122,43 @@ def for_preset(preset: str | None, config_file: Path | None = None) -> RunReques
                 cfg = config_mod.merge(cfg, config_mod.load_preset(preset)[0])
             except config_mod.ConfigError:
                 pass
+    request.run_type = str(get(cfg, "run.type") or "sft")
+    request.fields = form_fields(request.run_type)
     request.dataset = as_text(get(cfg, "data.path"))
     request.model = as_text(get(cfg, "model.name_or_path"))
-    request.base = {k: as_text(get(cfg, k)) for k in FORM_KEYS}
+    request.base = {k: as_text(get(cfg, k)) for k in request.fields}
     request.values = dict(request.base)
     return request
 
 
-def key_in_error(message: str, key: str | None = None) -> str | None:
+def key_in_error(message: str, key: str | None = None, fields: dict[str, str] | None = None) -> str | None:
     """The form key an error is about (its `key`, else the one its message names), so the form can mark that field."""
-    if key in FORM_KEYS or key == "data.path":
+    known = {**PATH_FIELDS, **(fields if fields is not None else form_fields("sft"))}
+    if key in known:
         return key
     for match in _KEY_IN_MESSAGE.finditer(message):
-        if match.group(1) in FORM_KEYS:
+        if match.group(1) in known:
             return match.group(1)
-    if "dataset" in message or "data.path" in message:
-        return "data.path"
     return None
+
+
+def in_form_words(message: str, key: str | None, fields: dict[str, str]) -> str:
+    """An error as the form's user reads it: about the field they typed in, not about flags they never typed.
+
+    `--set train.learning_rate=abc: 'train.learning_rate' must be a number` (how the launch path
+    names a value) becomes `learning rate: must be a number`, and a flag of a form field
+    (`use --model builtin:tiny`) becomes the field's name (`use model builtin:tiny`).
+    """
+    labels = {**PATH_FIELDS, **fields}
+    prefix = re.match(r"--set ([a-z_]+\.[a-z_0-9]+)=.*?: '\1' ", message)
+    if prefix:
+        key = key or prefix.group(1)
+        message = message[prefix.end():]
+    for option in OPTIONS:
+        if option.key in labels and not option.is_switch:
+            message = re.sub(re.escape(option.flag) + r"(?= |$|\))", labels[option.key], message)
+    label = labels.get(key or "")
+    return f"{label}: {message}" if label and not message.startswith(label) else message
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
@@ -162,9 +195,9 @@ def from_fix(run_dir: Path, overrides: dict[str, Any]) -> RunRequest:
     request = for_preset(None, config_file)
     override_texts = {k: as_text(v) for k, v in overrides.items()}
     for key, text in override_texts.items():
-        if key in FORM_KEYS:
+        if key in request.fields:
             request.values[key] = text
-    request.extra = " ".join(f"{k}={t}" for k, t in override_texts.items() if k not in FORM_KEYS)
+    request.extra = " ".join(f"{k}={t}" for k, t in override_texts.items() if k not in request.fields)
     try:
         old = config_mod.load_run_config(run_dir)
         new = build_config(None, config_file, request.flags(), request.sets())
@@ -178,8 +211,12 @@ def from_fix(run_dir: Path, overrides: dict[str, Any]) -> RunRequest:
 
 
 def launch(prepared: launch_mod.Prepared) -> RunHandle:
-    """Start what `resolve` checked: the run dir made, its config written, the engine started.
+    """Start what `resolve` checked: the run dir made, its config written, the engine started, and
+    beside it the watcher that writes the run's findings.json once it ends, even after this TUI has
+    quit or lost its terminal (cockpit/run_end.py).
 
     Raises supervisor.RunDirError when the dir cannot be used.
     """
-    return launch_mod.start(prepared)
+    handle = launch_mod.start(prepared)
+    handle.watch_to_end()
+    return handle

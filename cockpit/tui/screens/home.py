@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from textual import on, work
@@ -9,13 +10,33 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 
-from cockpit.runs import RunSummary
-from cockpit.tui.screens.sweep import home_rows, open_path
+from cockpit.runs import RunSummary, list_runs
+from cockpit.tui.widgets.home.run_table import RunTable
 
 REFRESH_S = 2.0
-STATUS_STYLE = {"running": "green", "completed": "cyan", "stopped": "yellow", "failed": "red", "ended": "yellow"}
+
+
+def shown_path(path: Path) -> str:
+    """A dir as a user would type it from here: ./runs, ~/runs, or the absolute path."""
+    if not path.is_absolute():
+        return str(path) if str(path).startswith(".") else f"./{path}"
+    try:
+        return f"./{path.relative_to(Path.cwd())}"
+    except ValueError:
+        home = Path.home()
+        return f"~/{path.relative_to(home)}" if path.is_relative_to(home) and path != home else str(path)
+
+
+def title(count: int | None, runs_dir: Path) -> str:
+    """The home screen's heading: how many runs, and where they are read from."""
+    where = shown_path(runs_dir)
+    if count is None:  # not read yet
+        return f"runs in {where}"
+    if count == 0:
+        return f"no runs in {where} yet"
+    return f"{count} run{'s' if count != 1 else ''} in {where}"
 
 
 class HomeScreen(Screen):
@@ -34,47 +55,37 @@ class HomeScreen(Screen):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="home"):
-            yield Static(f"runs in {self.app.runs_dir}", id="home-title")
-            yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-            yield Label("no runs yet: press n to start one", id="no-runs")
+            yield Static(title(None, Path(self.app.runs_dir)), id="home-title")
+            yield RunTable(id="runs")
+            yield Label("press n to start one", id="no-runs")
             with Horizontal(id="attach-row"):
                 yield Input(placeholder="attach to a run dir: path, then enter", id="attach-path")
                 yield Button("New run (n)", id="new-run", variant="primary")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_columns("run", "preset", "model", "status", "step", "last loss", "red")
+        self.query_one(RunTable).focus()
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
 
     @work(thread=True, exclusive=True, group="home-runs", exit_on_error=False)
     def action_refresh(self) -> None:
-        rows = home_rows(self.app.runs_dir)  # the runs, and the sweeps beside them
+        rows = list_runs(self.app.runs_dir)
         self.app.call_from_thread(self.show_rows, rows)
 
     def show_rows(self, rows: list[RunSummary]) -> None:
-        table = self.query_one(DataTable)
-        cursor = table.cursor_row
         self.rows = rows
-        table.clear()
-        for row in rows:
-            step = f"{row.step}/{row.total_steps}" if row.step is not None and row.total_steps else str(row.step or "-")
-            loss = f"{row.last_loss:.4g}" if row.last_loss is not None else "-"
-            status = f"[{STATUS_STYLE.get(row.status, 'white')}]{row.status}[/]"
-            red = f"[bold red]{row.red_findings}[/]" if row.red_findings else "0"
-            table.add_row(row.name, row.preset, row.model, status, step, loss, red, key=str(row.run_dir))
-        if rows:
-            table.move_cursor(row=min(cursor, len(rows) - 1))
+        self.query_one(RunTable).show(rows)
+        self.query_one("#home-title", Static).update(title(len(rows), Path(self.app.runs_dir)))
         self.query_one("#no-runs").display = not rows
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        open_path(self.app, Path(event.row_key.value))
+    def on_data_table_row_selected(self, event: RunTable.RowSelected) -> None:
+        self.app.open_run(Path(event.row_key.value))
 
     def action_open(self) -> None:
-        table = self.query_one(DataTable)
-        if self.rows and 0 <= table.cursor_row < len(self.rows):
-            open_path(self.app, self.rows[table.cursor_row].run_dir)
+        row = self.query_one(RunTable).selected()
+        if row is not None:
+            self.app.open_run(row.run_dir)
 
     def action_new_run(self) -> None:
         from cockpit.tui.screens.new_run import NewRunScreen
@@ -92,4 +103,4 @@ class HomeScreen(Screen):
     def attach_path_submitted(self, event: Input.Submitted) -> None:
         path = event.value.strip()
         if path:
-            open_path(self.app, Path(path).expanduser())
+            self.app.open_run(Path(os.path.expanduser(path)))

@@ -30,7 +30,9 @@ class MemoryEstimate(Static):
         self.estimate = estimate_mod.estimate(cfg, gpus=self.gpus)
         self.update(form_markup(self.estimate))
 
-    def clear(self) -> None:
-        """No estimate while the form does not resolve to a config."""
+    def clear(self, why: str) -> None:
+        """No estimate while the form does not resolve to a config; the line says so, and why."""
+        from rich.markup import escape
+
         self.estimate = None
-        self.update("")
+        self.update(f"[dim]memory estimate: none {escape(why)}[/]")
