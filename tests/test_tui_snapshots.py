@@ -164,3 +164,19 @@ def test_new_run_form_with_an_error(snap_compare, tmp_path, monkeypatch, size):
         await pilot.pause(0.5)
 
     assert snap_compare(CockpitApp(runs_dir=tmp_path / "runs"), terminal_size=size, run_before=start_with_a_bad_value)
+
+
+def test_pytest_ends_on_its_own_summary_line():
+    """With the snapshot plugin's report above it, `python -m pytest -q` still ends on "N passed ... in Ns"
+    (a verbosity in the ini's addopts stacked with -q to -qq, which drops that line)."""
+    import re
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_tui_snapshots.py",
+                             "-k", "test_home_screen and 80x24"], cwd=root, capture_output=True, text=True, timeout=300)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert any("snapshot passed" in line for line in lines)
+    assert re.fullmatch(r"1 passed, \d+ deselected in [\d.]+s", lines[-1]), lines[-3:]
