@@ -23,7 +23,11 @@ def test_log_steps_and_tags_from_the_command_line(tmp_path, run_engine):
 
     from cockpit.runs import summarize
 
-    assert summarize(run_dir).tags == ("ablation", "lr")
+    row = summarize(run_dir)
+    assert row.tags == ("ablation", "lr")
+    from cockpit.tui.widgets.home.run_table import COLUMNS
+
+    assert next(c for c in COLUMNS if c.key == "preset").cell(row) == "quick-test [ablation, lr]"  # the home screen's row
 
     _, _, other = run_engine("quick-test", sets=["train.max_steps=2", "train.eval_strategy=no", "run.tags=[baseline]"])
     from cockpit.sweep.compare import compare_runs, table, value_text
