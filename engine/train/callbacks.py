@@ -6,9 +6,7 @@ their cost measured.
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -20,6 +18,7 @@ from engine import checkpoints
 from engine import run_dir as names
 from engine.train import best, distributed
 from engine.memory.gpu import MemorySampler
+from engine.train.saving import save_model_dir
 
 CONTROL_FILE = names.CONTROL
 # Keys of the Trainer's closing log; they go into run_finished, not into a metrics event.
@@ -180,19 +179,8 @@ class EventsCallback(TrainerCallback):
         if not self.save_best or not best.better(candidate, self.best_score):
             return
         self.best_score, self.best_step = candidate, state.global_step
-        # Written beside best/ and renamed over it: a kill mid-save leaves the previous best whole.
-        tmp = self.run_dir / (names.BEST + ".tmp")
-        if state.is_world_process_zero and tmp.exists():
-            shutil.rmtree(tmp)
-        if self.trainer is not None and args.world_size > 1:
-            self.trainer.save_model(str(tmp))  # collective; writes on rank 0 only
-        elif model is not None and state.is_world_process_zero:
-            model.save_pretrained(tmp)
-            if processing_class is not None:
-                processing_class.save_pretrained(tmp)
-        if state.is_world_process_zero:
-            (tmp / names.BEST_INFO).write_text(json.dumps({"step": state.global_step, **best.ranked(metrics, self.best_keys)}) + "\n")
-            checkpoints.replace_dir(tmp, self.run_dir / names.BEST)
+        info = (names.BEST_INFO, {"step": state.global_step, **best.ranked(metrics, self.best_keys)})
+        save_model_dir(self.run_dir / names.BEST, self.trainer, model, processing_class, args, state, info=info)
 
     def on_save(self, args, state, control, **kwargs):
         distributed.barrier()  # every rank has written its part (its RNG state) before rank 0 seals

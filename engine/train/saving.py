@@ -10,6 +10,7 @@ cut by max_steps mid-epoch has none for that epoch) and never from non-finite we
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -20,25 +21,27 @@ from engine import checkpoints
 from engine import run_dir as names
 
 
-def save_model_dir(target: Path, trainer: Any, model: Any, tokenizer: Any, args: Any, state: Any) -> bool:
-    """The model (adapter or full) and its tokenizer into `target`, through target.tmp and a rename.
+def save_model_dir(target: Path, trainer: Any, model: Any, tokenizer: Any, args: Any, state: Any,
+                   info: tuple[str, dict[str, Any]] | None = None) -> bool:
+    """The model (adapter or full) and its tokenizer into `target` (best/, epoch_N/), through target.tmp and a
+    rename: a kill mid-save leaves the previous one whole. `info`: a JSON file written with it (name, content).
 
-    Several processes save together (a sharded model is gathered by the Trainer); rank 0 writes.
-    Returns whether this process put `target` in place.
+    Several processes save together (a sharded model is gathered by the Trainer, with its tokenizer);
+    rank 0 writes. Returns whether this process put `target` in place.
     """
     tmp = target.with_name(target.name + ".tmp")
     if state.is_world_process_zero and tmp.exists():
         shutil.rmtree(tmp)
     if trainer is not None and args.world_size > 1:
         trainer.save_model(str(tmp))  # collective; writes on rank 0 only
-        if state.is_world_process_zero and tokenizer is not None:
-            tokenizer.save_pretrained(str(tmp))
     elif model is not None and state.is_world_process_zero:
         model.save_pretrained(str(tmp))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
     if not state.is_world_process_zero:
         return False
+    if info is not None:
+        (tmp / info[0]).write_text(json.dumps(info[1]) + "\n")
     checkpoints.replace_dir(tmp, target)
     return True
 
