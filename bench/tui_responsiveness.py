@@ -6,9 +6,11 @@
 Part 1 writes the events.jsonl of a finished 24,000-step run (the real log in
 ../shared/data/logs when it is there, else a synthetic curve), opens it with `cockpit watch`'s app
 (headless, 120x40) and times the first drawn screen, everything drawn (every event folded, findings
-final, charts redrawn) and key presses afterwards (toggling panels, stepping samples, scrolling the log).
+final, charts redrawn), key presses afterwards (toggling panels, stepping samples, scrolling the log)
+and resizing to 80x24 and back (the layout changes, the log re-wraps).
 Part 2 starts a writer process that appends a metrics and a memory event per step at --rate steps a
-second, watches it, and samples the UI process's CPU share and memory (RSS) every few seconds.
+second, and the Trainer's line per step to engine.log, watches it, and samples the UI process's CPU
+share and memory (RSS) every few seconds.
 The UI runs headless here: Textual composes every frame as in a terminal, only the write to the
 terminal is skipped.
 """
@@ -31,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_LOG = ROOT.parent / "shared/data/logs/adu3110__LLM-Project-to-Build-and-Fine-Tune-a-Large-Language-Model__1.json"
 SIZE = (120, 40)
+SMALL = (80, 24)
 
 
 def rss_mb() -> float:
@@ -105,21 +108,28 @@ async def open_finished(run_dir: Path) -> dict[str, float]:
             latencies.append(time.perf_counter() - t)
         slowest = keys[latencies.index(max(latencies))]
         latencies.sort()
+        resizes = []
+        for size in (SMALL, SIZE) * 3:
+            t = time.perf_counter()
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            resizes.append(time.perf_counter() - t)
     return {
         "first_screen_s": first or drawn,
         "all_drawn_s": drawn,
         "key_median_ms": latencies[len(latencies) // 2] * 1000,
         "key_max_ms": latencies[-1] * 1000,
         "slowest_key": slowest,
+        "resize_max_ms": max(resizes) * 1000,
         "rss_mb": rss_mb(),
     }
 
 
 WRITER = r"""
 import json, sys, time, math, random
-path, rate, seconds = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+path, log_path, rate, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 rng = random.Random(0)
-with open(path, "a") as f:
+with open(path, "a") as f, open(log_path, "a") as log:
     start = time.time(); step = 0
     while time.time() - start < seconds:
         step += 1
@@ -129,6 +139,9 @@ with open(path, "a") as f:
                             "tokens_per_second": 5000.0}) + "\n")
         f.write(json.dumps({"v": 1, "type": "memory", "time": t, "step": step, "gpus": [], "torch": None, "process": {"rss_mb": 900}}) + "\n")
         f.flush()
+        log.write(str({"loss": "%.4g" % (3 * math.exp(-step / 3000)), "grad_norm": "1.2", "learning_rate": "0.0001", "entropy": "2.9",
+                       "mean_token_accuracy": "0.61", "num_tokens": str(step * 1400), "epoch": "%.4g" % (step / 1000)}) + "\n")
+        log.flush()
         time.sleep(max(0.0, start + step / rate - time.time()))
 """
 
@@ -138,7 +151,7 @@ async def watch_live(run_dir: Path, rate: float, seconds: float, every: float) -
 
     run_dir.mkdir(parents=True)
     events = run_dir / "events.jsonl"
-    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(events), str(rate), str(seconds)])
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(events), str(run_dir / "engine.log"), str(rate), str(seconds)])
     t0 = time.time()
     events.write_text(
         event("run_started", t0, config=config(10**7), versions={}, devices=[], run_dir=str(run_dir), pid=writer.pid, world_size=1)
@@ -181,6 +194,7 @@ def main() -> None:
         print(f"   {'all drawn (findings final)':<28}{r['all_drawn_s']:8.2f} s")
         print(f"   {'key press, median':<28}{r['key_median_ms']:8.1f} ms")
         print(f"   {'key press, slowest':<28}{r['key_max_ms']:8.1f} ms ({r['slowest_key']})")
+        print(f"   {'resize 120x40 <-> 80x24':<28}{r['resize_max_ms']:8.1f} ms (slowest of 6)")
         print(f"   {'UI process RSS':<28}{r['rss_mb']:8.0f} MiB")
         print(f"\n2. watch a run logging every step at {args.rate:g} steps/s for {args.live_seconds:g} s (UI process)")
         rows = asyncio.run(watch_live(Path(tmp) / "live", args.rate, args.live_seconds, args.every))
