@@ -95,6 +95,8 @@ async def test_watch_finished_run(tmp_path):
         loss = screen.query_one("#chart-loss", MetricChart)
         assert [label for label, *_ in loss.lines] == ["loss", "eval_loss"]
         assert len(loss.lines[0][1]) == 6
+        drawn = str(loss.render()).splitlines()
+        assert "eval_loss" in drawn[0] and not any("eval_loss" in line for line in drawn[1:])  # the legend is not on the data
         samples = screen.query_one(SamplesPanel)
         assert len(samples.samples) == 3
         await pilot.press("right_square_bracket")
@@ -134,6 +136,13 @@ async def test_grpo_run_shows_rewards_and_generations(tmp_path):
         assert "clipped" in as_text(render_group(panel.event, panel.group_index))
         await pilot.press("g")
         assert "zero spread" in as_text(render_group(panel.event, panel.group_index))
+        newest = panel.event
+        await pilot.press("left_square_bracket")  # [ on GRPO: the step before's generations
+        assert panel.event is not newest and panel.event["step"] < newest["step"]
+        await pilot.press("right_square_bracket")
+        assert panel.event is newest
+        for chart in screen.query(MetricChart):  # every chart keeps its title, whatever its labels' width
+            assert str(chart.render()).splitlines()[0].startswith(chart.title[:12]), chart.title
 
 
 @pytest.mark.anyio
