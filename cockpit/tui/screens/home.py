@@ -12,7 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
-from cockpit.runs import RunSummary, list_runs
+from cockpit.runs import RunSummary
+from cockpit.tui.screens.sweep import home_rows, open_path
 from cockpit.tui.widgets.home.run_table import RunTable
 
 REFRESH_S = 2.0
@@ -70,7 +71,7 @@ class HomeScreen(Screen):
 
     @work(thread=True, exclusive=True, group="home-runs", exit_on_error=False)
     def action_refresh(self) -> None:
-        rows = list_runs(self.app.runs_dir)
+        rows = home_rows(self.app.runs_dir)  # the runs, and the sweeps beside them
         self.app.call_from_thread(self.show_rows, rows)
 
     def show_rows(self, rows: list[RunSummary]) -> None:
@@ -80,12 +81,12 @@ class HomeScreen(Screen):
         self.query_one("#no-runs").display = not rows
 
     def on_data_table_row_selected(self, event: RunTable.RowSelected) -> None:
-        self.app.open_run(Path(event.row_key.value))
+        open_path(self.app, Path(event.row_key.value))
 
     def action_open(self) -> None:
         row = self.query_one(RunTable).selected()
         if row is not None:
-            self.app.open_run(row.run_dir)
+            open_path(self.app, row.run_dir)
 
     def action_new_run(self) -> None:
         from cockpit.tui.screens.new_run import NewRunScreen
@@ -103,4 +104,4 @@ class HomeScreen(Screen):
     def attach_path_submitted(self, event: Input.Submitted) -> None:
         path = event.value.strip()
         if path:
-            self.app.open_run(Path(os.path.expanduser(path)))
+            open_path(self.app, Path(os.path.expanduser(path)))
