@@ -280,14 +280,16 @@ def start(prepared: Prepared, handle: RunHandle | None = None, env: dict[str, st
         raise
 
 
-def discard_if_refused(state: Any, run_dir: Path) -> bool:
+def discard_if_refused(state: Any, run_dir: Path, exit_code: int | None = None) -> bool:
     """Remove the dir of a run the engine refused as bad input (a config or data error, a model it
-    cannot download) before it saved anything: nothing was trained, and the fix is the user's, as
-    `cockpit run` leaves no half-made run behind. True when removed. `state`: the run's RunState."""
+    cannot download; or its exit code 2) before it saved anything: nothing was trained, and the fix
+    is the user's, as `cockpit run` leaves no half-made run behind. True when removed. `state`: the
+    run's RunState."""
     from engine.errors import BAD_INPUT_KINDS
 
     error = state.error
-    if error is None or error.get("kind") not in BAD_INPUT_KINDS or state.checkpoints or names.checkpoint_dirs(run_dir):
+    refused = (error is not None and error.get("kind") in BAD_INPUT_KINDS) or exit_code == 2
+    if not refused or state.checkpoints or names.checkpoint_dirs(run_dir):
         return False
     shutil.rmtree(run_dir, ignore_errors=True)
     return True

@@ -448,6 +448,7 @@ def test_home_title_names_the_runs_dir_as_typed(tmp_path, monkeypatch):
     assert title(3, Path("runs")) == "3 runs in ./runs"
     assert title(1, tmp_path / "runs") == "1 run in ./runs"
     assert title(0, Path("/srv/runs")) == "no runs in /srv/runs yet"
+    assert title(2, Path("runs"), sweeps=1) == "2 runs in ./runs, 1 sweep in ./sweeps"  # a sweep's row is not a run
 
 
 @pytest.mark.anyio

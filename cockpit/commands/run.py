@@ -162,16 +162,16 @@ run.__signature__ = _signature()  # type: ignore[attr-defined]
 
 def _conclude(state: Any, code: int | None, run_dir: Path, created: bool, out: Console, err: Console) -> int:
     """Print how the run ended and choose the exit code."""
-    import shutil
-
     finished = state.finished or {}
     status = finished.get("status")
     error = state.error
     if code == EXIT_BAD_INPUT or (error and error.get("kind") in ("config", "data") and not state.checkpoints):
         message = (error or {}).get("message") or "the engine refused the config"
         err.print(f"[red]error:[/] {escape(str(message))}")
-        if created and not state.checkpoints:
-            shutil.rmtree(run_dir, ignore_errors=True)  # nothing trained: leave no half-made run behind
+        if created:
+            from cockpit import launch
+
+            launch.discard_if_refused(state, run_dir, code)  # nothing trained: leave no half-made run behind
         return EXIT_BAD_INPUT
     if status == "completed":
         from cockpit.headless import outcome_text

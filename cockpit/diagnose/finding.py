@@ -93,7 +93,7 @@ def sort_findings(findings: list[Finding]) -> list[Finding]:
 def save_findings(run_dir: str | os.PathLike[str], findings: list[Finding]) -> Path:
     """Write RUN_DIR/findings.json atomically, so the TUI and `doctor` never read half a file."""
     path = Path(run_dir) / FINDINGS_FILE
-    tmp = path.with_suffix(".json.tmp")
+    tmp = path.with_suffix(f".json.{os.getpid()}.tmp")  # per process: the TUI and run_end may both write at a run's end
     payload = {"v": 1, "findings": [f.to_dict() for f in sort_findings(findings)]}
     try:
         tmp.write_text(json.dumps(payload, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")

@@ -30,14 +30,17 @@ def shown_path(path: Path) -> str:
         return f"~/{path.relative_to(home)}" if path.is_relative_to(home) and path != home else str(path)
 
 
-def title(count: int | None, runs_dir: Path) -> str:
-    """The home screen's heading: how many runs, and where they are read from."""
+def title(count: int | None, runs_dir: Path, sweeps: int = 0) -> str:
+    """The home screen's heading: how many runs (and sweeps, read beside them), and where from."""
     where = shown_path(runs_dir)
     if count is None:  # not read yet
         return f"runs in {where}"
-    if count == 0:
+    if count == 0 and not sweeps:
         return f"no runs in {where} yet"
-    return f"{count} run{'s' if count != 1 else ''} in {where}"
+    text = f"{count} run{'s' if count != 1 else ''} in {where}"
+    if sweeps:
+        text += f", {sweeps} sweep{'s' if sweeps != 1 else ''} in {shown_path(Path(runs_dir).parent / 'sweeps')}"
+    return text
 
 
 class HomeScreen(Screen):
@@ -77,7 +80,8 @@ class HomeScreen(Screen):
     def show_rows(self, rows: list[RunSummary]) -> None:
         self.rows = rows
         self.query_one(RunTable).show(rows)
-        self.query_one("#home-title", Static).update(title(len(rows), Path(self.app.runs_dir)))
+        sweeps = sum(1 for r in rows if getattr(r, "is_sweep", False))
+        self.query_one("#home-title", Static).update(title(len(rows) - sweeps, Path(self.app.runs_dir), sweeps))
         self.query_one("#no-runs").display = not rows
 
     def on_data_table_row_selected(self, event: RunTable.RowSelected) -> None:
