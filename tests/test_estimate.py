@@ -297,4 +297,4 @@ async def test_new_run_form_shows_the_estimate_and_follows_the_model(tmp_path, m
         assert "per GPU of 24.0 GiB (GeForce RTX 4090)" in text and "fix: " in text
         form.query_one("#" + input_id("train.learning_rate"), Input).value = "fast"
         await pilot.pause(0.5)
-        assert str(widget.render()) == ""  # no estimate for a config that does not resolve
+        assert str(widget.render()) == "memory estimate: none until the error above is fixed"  # says why it is empty

@@ -70,7 +70,10 @@ def test_bare_tags_mean_the_answer_alone():
 
 
 def _grpo(**over) -> dict:
-    cfg = resolve(preset="grpo-quick")["grpo"]
+    """The schema's grpo section (the seed trainer's tags and rewards), not a preset's."""
+    from engine.config.schema import defaults
+
+    cfg = defaults()["grpo"]
     cfg.update(over)
     return cfg
 
@@ -173,4 +176,5 @@ def test_reward_flag_maps_to_reward_files(tmp_path, monkeypatch, user_file):
     monkeypatch.chdir(tmp_path)
     cfg = build_config("grpo-quick", None, {"reward": ["my_rewards.py:length_penalty"]}, [])
     assert cfg["grpo"]["reward_files"] == [f"{user_file}:length_penalty"]
-    assert build_config("grpo-quick", None, {"reward": None}, [])["grpo"]["reward_files"] == []
+    no_flag = build_config("grpo-quick", None, {"reward": None}, [])["grpo"]["reward_files"]
+    assert no_flag == resolve(preset="grpo-quick")["grpo"]["reward_files"]  # no --reward: the preset's own files
