@@ -73,7 +73,11 @@ def test_main_command_trains_to_the_end_and_the_loss_falls(tmp_path):
     events = list(read_events(run_dir / "events.jsonl"))
     losses = [e["loss"] for e in of_type(events, "metrics")]
     assert losses[-1] <= 0.6 * losses[0], losses
-    assert not [f for f in json.loads((run_dir / "findings.json").read_text())["findings"] if f["severity"] == "red"]
+    # A healthy run raises nothing loud: this is small-dataset's own seed (train.seed 42), the fifth seed of
+    # tests/test_healthy_runs.py, which runs the other four in-process.
+    loud = [f"{f['severity']} {f['code']}" for f in json.loads((run_dir / "findings.json").read_text())["findings"]
+            if f["severity"] in ("red", "amber")]
+    assert loud == []
     types = [e["type"] for e in events]
     assert types[0] == "run_started" and types[1] == "estimate" and types[-1] == "run_finished"
     assert events[1]["line"] == estimate_line and events[1]["total_bytes"] > 0
