@@ -163,7 +163,7 @@ def model_flops_per_token(model: str, tokens_per_example: float) -> float | None
 
 
 def part_throughput(c: Check, box_end: float) -> dict[str, Any]:
-    steps, pairs = (6, 1) if c.smoke else (40, 2)
+    steps, pairs = (4, 1) if c.smoke else (40, 2)
     checkpointing = _trl_default_checkpointing()
     base = ["--preset", "small-dataset", "--model", c.small, "--dataset", str(SAMPLE), "--max-steps", str(steps),
             "--grad-accum", "1", "--max-length", "1024", "--lr", "1e-4", "--log-steps", "1", *NO_SAVES]
@@ -209,7 +209,7 @@ def part_throughput(c: Check, box_end: float) -> dict[str, Any]:
 
 
 def part_resume(c: Check, box_end: float) -> dict[str, Any]:
-    steps, stop = (12, 3) if c.smoke else (24, 10)
+    steps, stop = (10, 3) if c.smoke else (24, 10)
     args = ["--preset", "quick-test", "--model", c.small, "--dataset", str(SAMPLE), "--max-steps", str(steps), "--batch-size", "4",
             "--max-length", "640", "--lr", "1e-4", "--log-steps", "1", *NO_SAVES]
     reference = c.run("5-reference", args, box_end)

@@ -75,8 +75,9 @@ def test_overfitting_on_a_tiny_dataset_over_many_epochs(run_engine, tmp_path):
     assert overfit.overrides["train.num_train_epochs"] < 40
 
 
-def test_too_few_steps_known_before_training(run_engine):
-    sets = FAST + ["train.max_steps=-1", "train.num_train_epochs=1", "train.per_device_train_batch_size=16",
+def test_too_few_steps_known_before_training(run_engine, tmp_path):
+    data = write_sample(tmp_path / "forty.jsonl", train=40, evals=8)  # 40 records, 64 per step: one step
+    sets = FAST + [f"data.path={data}", "train.max_steps=-1", "train.num_train_epochs=1", "train.per_device_train_batch_size=16",
                    "train.gradient_accumulation_steps=4"]
     code, events, _ = run_engine("quick-test", sets=sets)
     assert code == 0
