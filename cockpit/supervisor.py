@@ -143,6 +143,7 @@ class RunHandle:
         if handle is None:
             handle = cls(run_dir=run_dir)
         handle.run_dir, handle.process, handle.pid = run_dir, process, process.pid
+        handle.tail.keep_open = True  # the engine's last events (a refusal's error) outlive a removed run dir
         return handle
 
     def watch_to_end(self) -> subprocess.Popen | None:

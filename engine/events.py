@@ -236,21 +236,36 @@ def read_events(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
 class EventTail:
     """Reads the events appended to a file since the last call; a partial last line waits for its end.
 
-    Works on a file that does not exist yet (returns nothing until it appears).
+    Works on a file that does not exist yet (returns nothing until it appears). `keep_open`: hold the
+    file open once it appears, so that what the engine wrote last is still read after its run dir is
+    removed (a refused run's dir goes as the engine ends, possibly before this reader's next call).
     """
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], keep_open: bool = False):
         self.path = Path(path)
+        self.keep_open = keep_open
+        self._file: Any = None
         self._offset = 0
         self._partial = b""
 
-    def read_new(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+    def _read_chunk(self, max_bytes: int | None) -> bytes:
+        if self._file is None and self.keep_open:
+            try:
+                self._file = open(self.path, "rb")  # noqa: SIM115 - held for the reader's life
+            except FileNotFoundError:
+                return b""
+        if self._file is not None:
+            self._file.seek(self._offset)
+            return self._file.read() if max_bytes is None else self._file.read(max_bytes)
         try:
             with open(self.path, "rb") as f:
                 f.seek(self._offset)
-                chunk = f.read() if max_bytes is None else f.read(max_bytes)
+                return f.read() if max_bytes is None else f.read(max_bytes)
         except FileNotFoundError:
-            return []
+            return b""
+
+    def read_new(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
+        chunk = self._read_chunk(max_bytes)
         if not chunk:
             return []
         self._offset += len(chunk)

@@ -35,3 +35,22 @@ def test_reader_skips_broken_lines(tmp_path):
     path = tmp_path / "events.jsonl"
     path.write_text('{"v": 1, "type": "status", "step": null}\nnot json\n[1, 2]\n{"v": 1, "type": "metr')
     assert [e["type"] for e in read_events(path)] == ["status"]
+
+
+def test_a_tail_kept_open_reads_the_last_events_after_the_run_dir_is_removed(tmp_path):
+    """The TUI's run and cockpit/run_end.py race at a refused run's end: run_end removes the dir as the
+    engine exits, maybe before the TUI read the error. A tail kept open still reads it."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    path = run_dir / "events.jsonl"
+    kept, plain = EventTail(path, keep_open=True), EventTail(path)
+    with EventWriter(path) as w:
+        w.emit("run_started", config={})
+        assert [e["type"] for e in kept.read_new()] == [e["type"] for e in plain.read_new()] == ["run_started"]
+        w.emit("error", kind="config", message="cannot download model 'nobody/no-such-model'")
+        w.emit("run_finished", status="failed")
+    shutil.rmtree(run_dir)
+    assert plain.read_new() == []  # reopened by name: gone
+    assert [e["type"] for e in kept.read_new()] == ["error", "run_finished"]

@@ -171,6 +171,9 @@ async def test_a_model_that_cannot_be_downloaded_leaves_no_run_dir(tmp_path, mon
         run_dir = Path(screen.handle.run_dir)
         await wait_for(pilot, lambda: screen.last is not None and screen.last.removed, timeout=120, what="the run dir's removal")
         assert not run_dir.exists()
+        # The panel is drawn on the refresh after the fold that saw the removal.
+        await wait_for(pilot, lambda: "run dir was removed" in str(screen.query_one(ErrorPanel).render()), timeout=10,
+                       what="the error panel")
         error = str(screen.query_one(ErrorPanel).render())
         assert "cannot download model 'nobody/no-such-model'" in error and "run dir was removed" in error
         assert "failed before it prepared the data" in str(screen.query_one("#sample-text").render())
