@@ -250,5 +250,12 @@ if __name__ == "__main__":
 
     exit_code = [EXIT["failed"]]  # an uncaught exception exits 1, as Python would
     atexit.register(_exit_without_teardown, exit_code)  # registered first, so it runs last
-    exit_code[0] = main()
+    try:
+        exit_code[0] = main()
+    except SystemExit as exc:  # argparse: 2 for a usage error, 0 for --help
+        exit_code[0] = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        raise
+    except KeyboardInterrupt:  # Ctrl-C before the engine's own handlers are in place
+        exit_code[0] = EXIT["stopped"]
+        raise
     sys.exit(exit_code[0])

@@ -268,3 +268,11 @@ def test_a_second_engine_on_a_live_run_dir_is_refused(tmp_path):
         proc.kill()
         proc.wait(timeout=30)
     assert not RunHandle.attach(run_dir).is_running()  # the kernel dropped the lock with the process
+
+
+def test_the_engine_exit_code_survives_its_fast_exit(tmp_path):
+    """The engine ends with os._exit after its last exit handler: its codes must still be argparse's and its own."""
+    bogus = subprocess.run([sys.executable, "-m", "engine", "--bogus"], capture_output=True, text=True, timeout=60)
+    assert bogus.returncode == 2 and "python -m engine: error:" in bogus.stderr
+    missing = subprocess.run([sys.executable, "-m", "engine", str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no such config file" in missing.stderr and "Traceback" not in missing.stderr
