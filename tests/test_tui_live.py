@@ -97,7 +97,7 @@ async def test_the_log_follows_the_engine_through_hidden_panels_and_resizes(tmp_
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     app = CockpitApp(runs_dir=tmp_path / "runs", poll_s=0.1)
     async with app.run_test(size=WIDE) as pilot:
-        await start_from_form(pilot, app, {"train.max_steps": "30"},
+        await start_from_form(pilot, app, {"train.max_steps": "24"},
                               extra="train.save_steps=1000 train.eval_steps=15")
         screen = app.screen
         await wait_for(pilot, lambda: screen.last is not None and screen.last.step >= 3, timeout=90, what="step 3")
