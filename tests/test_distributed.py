@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import of_type
 from engine.events import read_events
 from safetensors import safe_open
@@ -47,6 +48,7 @@ def wait_for_step(events_path: Path, step: int, timeout: float = 120) -> None:
     raise AssertionError(f"no metrics at step {step} within {timeout}s")
 
 
+@pytest.mark.slow
 def test_two_processes_train_stop_and_resume_exactly(tmp_path):
     # The reference: two ranks, never interrupted.
     ref_dir = tmp_path / "ref"

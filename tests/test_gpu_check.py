@@ -7,11 +7,14 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 CHECK = ROOT / "bench" / "gpu_check.py"
 
 
+@pytest.mark.slow
 def test_smoke_runs_every_part_and_reports(tmp_path):
     out = tmp_path / "check"
     done = subprocess.run([sys.executable, str(CHECK), str(out), "--smoke"], cwd=ROOT, capture_output=True, text=True, timeout=300)

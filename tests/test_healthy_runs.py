@@ -2,7 +2,7 @@
 fifth in tests/test_cli_run.py), end with no red or amber finding. A rule that cries wolf on these is worse than no rule (a user learns to ignore
 it); each seed changes the model's initialisation, the LoRA init, the data order and the sampling.
 
-These are the slowest trainings of the suite (about 2 minutes in all on two cores): skip them while
+These are the slowest trainings of the suite (about 75 s in all on two cores): skip them while
 developing with `python -m pytest -m "not slow"`; CI runs them.
 """
 

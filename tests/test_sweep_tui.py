@@ -42,6 +42,7 @@ def status(screen: SweepScreen, name: str) -> str | None:
     return row.status if row else None
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_sweep_on_home_opens_its_screen_where_a_trial_is_stopped_and_opened(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "2"}

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from engine import run_dir as names
 from engine.events import read_events
 
@@ -26,6 +28,7 @@ def times(run_dir: Path, kind: str) -> list[float]:
     return [e["time"] for e in read_events(run_dir / names.EVENTS) if e.get("type") == kind]
 
 
+@pytest.mark.slow
 def test_a_joining_worker_takes_the_next_trial_and_both_train_at_once(tmp_path):
     # Trials long enough that the second worker's trial starts while the first one's still trains.
     first = cockpit("sweep", "--preset", "quick-test", "--lr", "1e-3,3e-3", "--max-steps", "30", "--eval-steps", "10",
