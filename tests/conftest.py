@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,17 @@ def run_engine(tmp_path):
 
 def of_type(events: list[dict], kind: str) -> list[dict]:
     return [e for e in events if e.get("type") == kind]
+
+
+@pytest.fixture
+def anyio_backend():
+    """The TUI tests (pytest.mark.anyio) run on asyncio, as Textual does."""
+    return "asyncio"
+
+
+async def pilot_wait(pilot, condition, timeout: float, what: str = "", every: float = 0.05) -> None:
+    """Pause a Textual pilot until `condition()` holds (the app's timers and readers run meanwhile)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what or getattr(condition, '__name__', condition)}"
+        await pilot.pause(every)

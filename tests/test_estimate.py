@@ -263,11 +263,6 @@ def test_the_estimate_event_is_in_the_contract():
     assert "- estimate:" in events.__doc__
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_new_run_form_shows_the_estimate_and_follows_the_model(tmp_path, monkeypatch):
     pytest.importorskip("textual")

@@ -115,11 +115,6 @@ def test_bad_input_is_one_line_and_exit_2(trained, tmp_path, case, expect):
     assert after == before  # refused before anything was written
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_the_tui_header_shows_a_test_result(trained, best_scored):
     run_dir, _, _ = trained

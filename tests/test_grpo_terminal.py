@@ -127,11 +127,6 @@ def test_cockpit_eval_scores_a_grpo_model_with_its_rewards(demo):
     assert "test digits-final: final (step 10)" in cockpit("doctor", str(run_dir)).stdout
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_the_tui_header_shows_grpo_eval_accuracies(demo):
     from test_eval import header_shows

@@ -4,6 +4,7 @@ stops a trial (the sweep counts it as stopped by hand and goes on), a key that o
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 
 pytest.importorskip("textual")
 
+from conftest import pilot_wait  # noqa: E402
 from cockpit.tui.app import CockpitApp  # noqa: E402
 from cockpit.tui.screens.run import RunScreen  # noqa: E402
 from cockpit.tui.screens.sweep import SweepScreen  # noqa: E402
@@ -22,18 +24,7 @@ from cockpit.tui.widgets.sweep.trials_table import TrialsTable  # noqa: E402
 from engine import run_dir as names  # noqa: E402
 
 SIZE = (120, 40)
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-async def wait_for(pilot, condition, timeout: float = 120.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await pilot.pause(0.1)
+wait_for = functools.partial(pilot_wait, timeout=120.0, every=0.1)
 
 
 def status(screen: SweepScreen, name: str) -> str | None:

@@ -3,16 +3,17 @@ and what each screen shows at 80x24 and 120x40."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("textual")
 
+from conftest import pilot_wait  # noqa: E402
 from rich.console import Console  # noqa: E402
 from textual.widgets import DataTable, Input  # noqa: E402
 
@@ -31,24 +32,13 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SIZE = (120, 40)
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def copy_run(name: str, dest: Path) -> Path:
     """A recorded run copied where the test may write (findings.json, control)."""
     shutil.copytree(FIXTURES / name, dest)
     return dest
 
 
-async def wait_for(pilot, condition, timeout: float = 10.0) -> None:
-    """Pause until `condition()` holds (the reader thread and timers run meanwhile)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {condition.__name__ if hasattr(condition, '__name__') else condition}")
-        await pilot.pause(0.05)
+wait_for = functools.partial(pilot_wait, timeout=10.0)
 
 
 def as_text(renderable) -> str:

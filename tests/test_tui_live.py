@@ -4,6 +4,7 @@ leaves no run dir, and a run whose TUI is gone gets its findings all the same.""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 pytest.importorskip("textual")
 
+from conftest import pilot_wait  # noqa: E402
 from textual.widgets import Input  # noqa: E402
 
 from cockpit.tui import new_run  # noqa: E402
@@ -24,18 +26,7 @@ from cockpit.tui.widgets.run.samples import SamplesPanel  # noqa: E402
 from engine import run_dir as names  # noqa: E402
 
 WIDE, SMALL = (120, 40), (80, 24)
-
-
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-async def wait_for(pilot, condition, timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what or condition}"
-        await pilot.pause(0.05)
+wait_for = functools.partial(pilot_wait, timeout=30.0)
 
 
 def wait_until(condition, timeout: float = 60.0, what: str = "") -> None:
