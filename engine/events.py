@@ -249,20 +249,20 @@ class EventTail:
         self._partial = b""
 
     def _read_chunk(self, max_bytes: int | None) -> bytes:
-        if self._file is None and self.keep_open:
+        f = self._file
+        if f is None:
             try:
-                self._file = open(self.path, "rb")  # noqa: SIM115 - held for the reader's life
+                f = open(self.path, "rb")  # noqa: SIM115 - closed below unless kept
             except FileNotFoundError:
                 return b""
-        if self._file is not None:
-            self._file.seek(self._offset)
-            return self._file.read() if max_bytes is None else self._file.read(max_bytes)
+            if self.keep_open:
+                self._file = f
         try:
-            with open(self.path, "rb") as f:
-                f.seek(self._offset)
-                return f.read() if max_bytes is None else f.read(max_bytes)
-        except FileNotFoundError:
-            return b""
+            f.seek(self._offset)
+            return f.read() if max_bytes is None else f.read(max_bytes)
+        finally:
+            if f is not self._file:
+                f.close()
 
     def read_new(self, max_bytes: int | None = None) -> list[dict[str, Any]]:
         chunk = self._read_chunk(max_bytes)
